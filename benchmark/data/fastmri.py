@@ -1,0 +1,290 @@
+"""Read and write multi-coil k-space in the fastMRI ``.h5`` layout, validated, one slice at a time.
+
+Layout (fastMRI brain, multi-coil): dataset ``kspace`` ``(slices, coils, rows, cols)`` complex64 with
+rows the (possibly 2x oversampled) readout; ``reconstruction_rss`` ``(slices, h, w)``; attributes
+``acquisition`` (AXT1, AXT2, AXFLAIR, ...), ``max``, ``norm``, ``patient_id``; ``ismrmrd_header`` XML
+with the encoded and recon matrix sizes. Files we write add ``sensitivity_maps`` ``(coils, H, W)``.
+
+Every slice goes through one pipeline, for real fastMRI files and the embedded dataset alike:
+k-space -> coil images -> centre crop to the header's recon size (removes readout oversampling) ->
+centre crop to the benchmark size (256 x 256) -> optional SVD coil compression -> k-space again;
+sensitivities from the file or ESPIRiT; target = SENSE coil-combined image (default) or RSS;
+normalisation by the slice's target maximum (the paper authors' pipeline) or none. The options are a
+frozen dataclass recorded with every run.
+
+Any problem with a file raises ``DataError`` naming the file and the problem in one line.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import h5py
+import numpy as np
+import torch
+
+from benchmark.errors import DataError
+from benchmark.io import atomic_path
+from benchmark.physics import coil_compress, espirit_maps, fft2c, ifft2c, rss, sense_combine
+
+ISMRMRD_NAMESPACE = "http://www.ismrm.org/ISMRMRD"
+MAPS_KEY = "sensitivity_maps"
+#: fastMRI acquisition attribute -> benchmark contrast name.
+ACQUISITION_CONTRAST = {"AXT1": "T1", "AXT1PRE": "T1", "AXT1POST": "T1", "AXT2": "T2", "AXFLAIR": "FLAIR"}
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How raw k-space becomes a benchmark slice; stored in every run's metadata."""
+
+    size: tuple[int, int] = (256, 256)
+    target: Literal["sense", "rss"] = "sense"
+    normalization: Literal["slice_max", "none"] = "slice_max"
+    num_virtual_coils: int | None = None
+    espirit_calib_width: int = 24
+
+    def __post_init__(self) -> None:
+        if self.target not in ("sense", "rss"):
+            raise ValueError(f"target must be 'sense' or 'rss', got {self.target!r}")
+        if self.normalization not in ("slice_max", "none"):
+            raise ValueError(f"normalization must be 'slice_max' or 'none', got {self.normalization!r}")
+
+    def as_record(self) -> dict:
+        return asdict(self)
+
+
+#: The default pipeline (frozen, so safe to share as a default argument).
+DEFAULT_OPTIONS = LoadOptions()
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """What a validated file holds, read without loading its k-space."""
+
+    path: Path
+    num_slices: int
+    num_coils: int
+    kspace_shape: tuple[int, int]
+    recon_size: tuple[int, int]
+    acquisition: str
+    patient_id: str
+    has_maps: bool
+
+    @property
+    def contrast(self) -> str:
+        return ACQUISITION_CONTRAST.get(self.acquisition, self.acquisition)
+
+
+@dataclass
+class MRSlice:
+    """One benchmark slice: normalised k-space, maps, target, and where it came from."""
+
+    kspace: torch.Tensor  # (C, H, W) complex64, fully sampled, divided by ``scale``
+    maps: torch.Tensor  # (C, H, W) complex64
+    target: torch.Tensor  # (H, W) float32 magnitude, divided by ``scale``
+    target_complex: torch.Tensor  # (H, W) complex64 (for RSS targets: the magnitude, zero phase)
+    scale: float
+    file: str
+    slice_index: int
+    contrast: str
+    patient_id: str
+
+
+@contextmanager
+def open_fastmri(path: str | Path) -> Iterator[tuple[h5py.File, VolumeInfo]]:
+    """Open and validate a fastMRI-layout file; yields the open file and its ``VolumeInfo``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise DataError(path, "empty file (0 bytes)")
+    if not h5py.is_hdf5(path):
+        raise DataError(path, "not an HDF5 file (corrupt, or a different format)")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        problem = f"cannot be opened as HDF5, truncated or corrupt ({_first_line(error)})"
+        raise DataError(path, problem) from None
+    with handle:
+        yield handle, _volume_info(path, handle)
+
+
+def _volume_info(path: Path, handle: h5py.File) -> VolumeInfo:
+    try:
+        if "kspace" not in handle:
+            keys = ", ".join(sorted(handle.keys())) or "none"
+            raise DataError(path, f"not a fastMRI file: no 'kspace' dataset (keys: {keys})")
+        kspace = handle["kspace"]
+        if not isinstance(kspace, h5py.Dataset) or kspace.ndim != 4:
+            shape = getattr(kspace, "shape", "a group")
+            expected = "expected multi-coil (slices, coils, rows, cols)"
+            raise DataError(path, f"'kspace' has shape {shape}; {expected}")
+        if not np.issubdtype(kspace.dtype, np.complexfloating):
+            raise DataError(path, f"'kspace' has dtype {kspace.dtype}; expected complex")
+        if min(kspace.shape) == 0:
+            raise DataError(path, f"'kspace' is empty (shape {kspace.shape})")
+        recon_size = _recon_size(path, handle, kspace.shape[-2:])
+        has_maps = MAPS_KEY in handle
+        if has_maps and handle[MAPS_KEY].shape[-3:] != kspace.shape[1:]:
+            raise DataError(path, f"'{MAPS_KEY}' shape {handle[MAPS_KEY].shape} does not match kspace {kspace.shape}")
+        return VolumeInfo(
+            path=path,
+            num_slices=kspace.shape[0],
+            num_coils=kspace.shape[1],
+            kspace_shape=tuple(kspace.shape[-2:]),
+            recon_size=recon_size,
+            acquisition=str(handle.attrs.get("acquisition", "unknown")),
+            patient_id=str(handle.attrs.get("patient_id", path.stem)),
+            has_maps=has_maps,
+        )
+    except (OSError, KeyError, RuntimeError) as error:
+        raise DataError(path, f"unreadable, truncated or corrupt ({_first_line(error)})") from None
+
+
+def _recon_size(path: Path, handle: h5py.File, kspace_size: tuple[int, int]) -> tuple[int, int]:
+    """The recon matrix (rows, cols) from ``ismrmrd_header``; the k-space size when there is no header."""
+    if "ismrmrd_header" not in handle:
+        return tuple(int(n) for n in kspace_size)
+    raw = handle["ismrmrd_header"][()]
+    try:
+        root = ET.fromstring(raw.decode() if isinstance(raw, bytes) else str(raw))
+        ns = {"m": ISMRMRD_NAMESPACE}
+        matrix = root.find("m:encoding/m:reconSpace/m:matrixSize", ns)
+        size = (int(matrix.find("m:x", ns).text), int(matrix.find("m:y", ns).text))
+    except (ET.ParseError, AttributeError, TypeError, ValueError):
+        raise DataError(path, "'ismrmrd_header' is not an ISMRMRD header with a recon matrix size") from None
+    return size
+
+
+def read_slice(path: str | Path, slice_index: int, options: LoadOptions = DEFAULT_OPTIONS) -> MRSlice:
+    """Load, validate and standardise one slice of a fastMRI-layout file."""
+    with open_fastmri(path) as (handle, info):
+        if not 0 <= slice_index < info.num_slices:
+            raise DataError(info.path, f"slice {slice_index} out of range (file has {info.num_slices})")
+        try:
+            kspace = handle["kspace"][slice_index]
+            stored_maps = _stored_maps(handle, slice_index) if info.has_maps else None
+        except (OSError, RuntimeError) as error:
+            problem = f"slice {slice_index} unreadable, truncated or corrupt ({_first_line(error)})"
+            raise DataError(info.path, problem) from None
+    if not np.isfinite(kspace).all():
+        raise DataError(info.path, f"'kspace' slice {slice_index} contains NaN or Inf values")
+    kspace_CHW = torch.from_numpy(kspace.astype(np.complex64))
+    return standardize_slice(info, slice_index, kspace_CHW, stored_maps, options)
+
+
+def _stored_maps(handle: h5py.File, slice_index: int) -> np.ndarray:
+    """Maps for one slice: ``(C, H, W)`` shared by the volume, or row ``slice_index`` of ``(S, C, H, W)``."""
+    maps = handle[MAPS_KEY]
+    return maps[slice_index] if maps.ndim == 4 else maps[()]
+
+
+def standardize_slice(
+    info: VolumeInfo,
+    slice_index: int,
+    kspace_CHW: torch.Tensor,
+    stored_maps: np.ndarray | None,
+    options: LoadOptions,
+) -> MRSlice:
+    """Crop, compress, estimate maps, form the target and normalise one slice (see module docstring)."""
+    kspace_CHW = _crop_kspace(info, kspace_CHW, options.size)
+    maps_CHW = None
+    if stored_maps is not None and options.num_virtual_coils is None:
+        maps_CHW = torch.from_numpy(np.asarray(stored_maps, dtype=np.complex64))
+        if tuple(maps_CHW.shape[-2:]) != tuple(options.size):
+            maps_CHW = None  # maps for another geometry: re-estimate below
+    if options.num_virtual_coils is not None:
+        kspace_CHW = coil_compress(kspace_CHW, options.num_virtual_coils)
+    if maps_CHW is None:
+        maps_CHW = espirit_maps(kspace_CHW, calib_width=options.espirit_calib_width)
+    coil_images = ifft2c(kspace_CHW)
+    if options.target == "sense":
+        target_complex = sense_combine(coil_images, maps_CHW)
+    else:
+        target_complex = rss(coil_images).to(torch.complex64)
+    scale = 1.0
+    if options.normalization == "slice_max":
+        peak = float(target_complex.abs().max())
+        if peak == 0.0:
+            raise DataError(info.path, f"slice {slice_index} has an all-zero target; cannot normalise")
+        scale = peak
+    return MRSlice(
+        kspace=kspace_CHW / scale,
+        maps=maps_CHW,
+        target=(target_complex.abs() / scale).to(torch.float32),
+        target_complex=target_complex / scale,
+        scale=scale,
+        file=info.path.name,
+        slice_index=slice_index,
+        contrast=info.contrast,
+        patient_id=info.patient_id,
+    )
+
+
+def _crop_kspace(info: VolumeInfo, kspace_CHW: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centre-crop in image space to the recon size, then to ``size``; k-space of ``size`` returned."""
+    if tuple(kspace_CHW.shape[-2:]) == tuple(size) == tuple(info.recon_size):
+        return kspace_CHW  # already standard: skip the FFT round trip (exact, no rounding)
+    images = ifft2c(kspace_CHW)
+    for crop in (info.recon_size, size):
+        if images.shape[-2] < crop[0] or images.shape[-1] < crop[1]:
+            raise DataError(info.path, f"image {tuple(images.shape[-2:])} is smaller than the crop {tuple(crop)}")
+        images = center_crop(images, crop)
+    return fft2c(images)
+
+
+def center_crop(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centre crop over the last two axes, keeping the element at ``N // 2`` at ``n // 2``."""
+    top = tensor.shape[-2] // 2 - size[0] // 2
+    left = tensor.shape[-1] // 2 - size[1] // 2
+    return tensor[..., top : top + size[0], left : left + size[1]]
+
+
+def ismrmrd_header(encoded: tuple[int, int], recon: tuple[int, int]) -> bytes:
+    """A minimal ISMRMRD XML header with encoded/recon matrix sizes and phase-encode limits."""
+    root = ET.Element("ismrmrdHeader", xmlns=ISMRMRD_NAMESPACE)
+    encoding = ET.SubElement(root, "encoding")
+    for tag, (x, y) in (("encodedSpace", encoded), ("reconSpace", recon)):
+        matrix = ET.SubElement(ET.SubElement(encoding, tag), "matrixSize")
+        for axis, value in (("x", x), ("y", y), ("z", 1)):
+            ET.SubElement(matrix, axis).text = str(value)
+    step = ET.SubElement(ET.SubElement(encoding, "encodingLimits"), "kspace_encoding_step_1")
+    for tag, value in (("minimum", 0), ("maximum", encoded[1] - 1), ("center", encoded[1] // 2)):
+        ET.SubElement(step, tag).text = str(value)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def write_volume(
+    path: str | Path,
+    kspace_SCHW: np.ndarray,
+    maps_CHW: np.ndarray,
+    acquisition: str,
+    patient_id: str,
+) -> None:
+    """Write one volume atomically in the fastMRI multi-coil layout plus ``sensitivity_maps``.
+
+    ``reconstruction_rss``, ``max`` and ``norm`` are computed from the k-space as fastMRI defines them
+    (RSS of the coil images; volume maximum; Frobenius norm of the RSS volume).
+    """
+    recon = rss(ifft2c(torch.from_numpy(kspace_SCHW))).numpy().astype(np.float32)
+    size = tuple(kspace_SCHW.shape[-2:])
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as handle:
+        # track_times=False keeps the bytes, and so the manifest's sha256, reproducible.
+        handle.create_dataset("kspace", data=kspace_SCHW.astype(np.complex64), track_times=False)
+        handle.create_dataset("reconstruction_rss", data=recon, track_times=False)
+        handle.create_dataset(MAPS_KEY, data=maps_CHW.astype(np.complex64), track_times=False)
+        handle.create_dataset("ismrmrd_header", data=ismrmrd_header(size, size), track_times=False)
+        handle.attrs["acquisition"] = acquisition
+        handle.attrs["patient_id"] = patient_id
+        handle.attrs["max"] = float(recon.max())
+        handle.attrs["norm"] = float(np.linalg.norm(recon))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,108 @@
+"""A dataset's ``manifest.json``: every file's split, contrast, subject, size and sha256, plus one hash.
+
+The dataset hash (sha256 over the sorted file hashes) goes into every run's metadata, so two runs are
+comparable only if they saw byte-identical data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.errors import BenchmarkError, DataError
+from benchmark.io import atomic_path, sha256_file
+
+MANIFEST_NAME = "manifest.json"
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One volume file as the manifest lists it (``path`` relative to the dataset root)."""
+
+    path: str
+    split: str
+    contrast: str
+    patient_id: str
+    num_slices: int
+    size_bytes: int
+    sha256: str
+
+
+def dataset_hash(entries: list[FileEntry]) -> str:
+    """sha256 over ``path:sha256`` lines of all files, sorted by path."""
+    lines = sorted(f"{entry.path}:{entry.sha256}" for entry in entries)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def entry_for(root: Path, path: Path, split: str, contrast: str, patient_id: str, num_slices: int) -> FileEntry:
+    """Describe a written file (hashes its bytes)."""
+    return FileEntry(
+        path=path.relative_to(root).as_posix(),
+        split=split,
+        contrast=contrast,
+        patient_id=patient_id,
+        num_slices=num_slices,
+        size_bytes=path.stat().st_size,
+        sha256=sha256_file(path),
+    )
+
+
+def write_manifest(root: Path, entries: list[FileEntry], description: dict) -> Path:
+    """Write ``manifest.json`` atomically; ``description`` records how the data was made."""
+    payload = {
+        "dataset_hash": dataset_hash(entries),
+        "description": description,
+        "files": [entry.__dict__ for entry in sorted(entries, key=lambda e: e.path)],
+    }
+    path = root / MANIFEST_NAME
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_manifest(root: str | Path) -> dict:
+    """The parsed manifest; a missing or broken one is a one-line ``BenchmarkError``."""
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        raise BenchmarkError(f"no dataset at {root} (no {MANIFEST_NAME}); run `python -m benchmark prepare`")
+    try:
+        payload = json.loads(path.read_text())
+        payload["entries"] = [FileEntry(**item) for item in payload["files"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise DataError(path, f"manifest is not valid ({error})") from None
+    return payload
+
+
+def verify_dataset(root: str | Path, check_hashes: bool = False) -> str:
+    """Check every listed file exists with its size (and sha256 if asked); returns the dataset hash."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    for entry in manifest["entries"]:
+        path = root / entry.path
+        if not path.is_file():
+            raise DataError(path, "listed in the manifest but missing; rebuild with `prepare --force`")
+        if path.stat().st_size != entry.size_bytes or (check_hashes and sha256_file(path) != entry.sha256):
+            raise DataError(path, "differs from the manifest (modified or truncated); rebuild with --force")
+    if dataset_hash(manifest["entries"]) != manifest["dataset_hash"]:
+        raise DataError(root / MANIFEST_NAME, "dataset_hash does not match the listed files")
+    return manifest["dataset_hash"]
+
+
+def dataset_files(root: str | Path, split: str, contrasts: tuple[str, ...] | None = None) -> list[Path]:
+    """Files of one split (optionally only some contrasts), sorted by path."""
+    if split not in SPLITS:
+        raise BenchmarkError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    entries = read_manifest(root)["entries"]
+    known = sorted({entry.contrast for entry in entries})
+    for contrast in contrasts or ():
+        if contrast not in known:
+            raise BenchmarkError(f"unknown contrast {contrast!r}; this dataset has: {', '.join(known)}")
+    chosen = [
+        Path(root) / entry.path
+        for entry in entries
+        if entry.split == split and (contrasts is None or entry.contrast in contrasts)
+    ]
+    return sorted(chosen)

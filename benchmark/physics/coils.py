@@ -1,0 +1,64 @@
+"""Coil sensitivity maps: simulated birdcage maps, ESPIRiT estimation, and SVD coil compression.
+
+Birdcage maps and ESPIRiT come from ``sigpy``; only the normalisation and the SVD coil compression
+(which sigpy does not offer) are written here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sigpy.mri
+import torch
+
+_EPS = 1e-12
+
+
+def normalize_maps(maps_CHW: torch.Tensor) -> torch.Tensor:
+    """Scale maps pointwise so that ``sum_c |S_c|^2 = 1`` wherever any coil sees signal (0 elsewhere)."""
+    energy_HW = maps_CHW.abs().pow(2).sum(dim=-3, keepdim=True)
+    scale = torch.where(energy_HW > _EPS, energy_HW.clamp_min(_EPS).rsqrt(), torch.zeros_like(energy_HW))
+    return maps_CHW * scale
+
+
+def birdcage_maps(num_coils: int, shape: tuple[int, int], radius: float = 1.5) -> torch.Tensor:
+    """Simulated birdcage-coil sensitivities ``(C, H, W)`` complex64, normalised to sum_c |S_c|^2 = 1.
+
+    ``radius`` is sigpy's relative coil radius (1.5 puts the coils just outside the field of view).
+    """
+    maps = sigpy.mri.birdcage_maps((num_coils, *shape), r=radius, nzz=num_coils, dtype=np.complex64)
+    return normalize_maps(torch.from_numpy(np.ascontiguousarray(maps)))
+
+
+def espirit_maps(
+    kspace_CHW: torch.Tensor,
+    calib_width: int = 24,
+    threshold: float = 0.02,
+    kernel_width: int = 6,
+    crop: float = 0.95,
+) -> torch.Tensor:
+    """ESPIRiT sensitivities ``(C, H, W)`` estimated from the central ``calib_width`` ACS block.
+
+    Uses ``sigpy.mri.app.EspiritCalib`` on fully sampled (or ACS-containing) k-space. Maps are zero
+    outside the eigenvalue ``crop`` support, as ESPIRiT defines them.
+    """
+    ksp = kspace_CHW.detach().cpu().numpy().astype(np.complex64)
+    app = sigpy.mri.app.EspiritCalib(
+        ksp, calib_width=calib_width, thresh=threshold, kernel_width=kernel_width, crop=crop, show_pbar=False
+    )
+    return torch.from_numpy(np.ascontiguousarray(app.run())).to(torch.complex64)
+
+
+def coil_compress(kspace_CHW: torch.Tensor, num_virtual_coils: int) -> torch.Tensor:
+    """Compress coils ``(..., C, H, W)`` to ``num_virtual_coils`` virtual coils by SVD (PCA over coils).
+
+    One compression matrix is computed from all the data given (pass a whole volume to compress its
+    slices consistently); the virtual coils are the leading left singular vectors of the C x N data
+    matrix, so they keep the most signal energy.
+    """
+    num_coils = kspace_CHW.shape[-3]
+    if not 1 <= num_virtual_coils <= num_coils:
+        raise ValueError(f"num_virtual_coils must be in [1, {num_coils}], got {num_virtual_coils}")
+    data_CN = kspace_CHW.movedim(-3, 0).reshape(num_coils, -1).to(torch.complex128)
+    left_CC, _, _ = torch.linalg.svd(data_CN @ data_CN.conj().T)
+    compress_VC = left_CC[:, :num_virtual_coils].conj().T.to(kspace_CHW.dtype)
+    return torch.einsum("vc,...chw->...vhw", compress_VC, kspace_CHW)

@@ -1,0 +1,34 @@
+"""Centred, orthonormal 2-D Fourier transforms over the last two axes of complex tensors.
+
+Convention (fastMRI's): k-space centre (DC) sits at index ``N // 2``; ``norm="ortho"`` makes the
+transform unitary, so noise variance and inner products are preserved. Written here rather than taken
+from ``fastmri.fftc`` because fastMRI's versions expect real ``(..., 2)`` views, while the whole suite
+keeps complex dtype tensors.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_DIMS = (-2, -1)
+
+
+def fft2c(image: torch.Tensor) -> torch.Tensor:
+    """Centred orthonormal 2-D FFT: image space -> k-space over the last two axes."""
+    _require_complex(image)
+    shifted = torch.fft.ifftshift(image, dim=_DIMS)
+    return torch.fft.fftshift(torch.fft.fft2(shifted, dim=_DIMS, norm="ortho"), dim=_DIMS)
+
+
+def ifft2c(kspace: torch.Tensor) -> torch.Tensor:
+    """Centred orthonormal 2-D inverse FFT: k-space -> image space over the last two axes."""
+    _require_complex(kspace)
+    shifted = torch.fft.ifftshift(kspace, dim=_DIMS)
+    return torch.fft.fftshift(torch.fft.ifft2(shifted, dim=_DIMS, norm="ortho"), dim=_DIMS)
+
+
+def _require_complex(tensor: torch.Tensor) -> None:
+    # A real tensor would be silently promoted; a (..., 2) real view would be transformed over the
+    # wrong axes. Both are bugs at the call site, so refuse them.
+    if not torch.is_complex(tensor):
+        raise TypeError(f"expected a complex tensor, got {tensor.dtype} with shape {tuple(tensor.shape)}")

@@ -1,0 +1,1 @@
+"""Figures and tables generated from masks and run outputs."""

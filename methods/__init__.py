@@ -1,0 +1,1 @@
+"""Reconstruction methods, one package each, behind the harness's method interface."""

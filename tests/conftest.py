@@ -1,0 +1,72 @@
+"""Shared fixtures: fastMRI-layout files written directly with h5py and numpy (independent of the
+project's writer), and a small embedded dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from benchmark.data import EmbeddedSpec, build_embedded
+
+NS = "http://www.ismrm.org/ISMRMRD"
+
+
+def header_xml(encoded: tuple[int, int], recon: tuple[int, int]) -> bytes:
+    return (
+        f'<?xml version="1.0"?><ismrmrdHeader xmlns="{NS}"><encoding>'
+        f"<encodedSpace><matrixSize><x>{encoded[0]}</x><y>{encoded[1]}</y><z>1</z></matrixSize></encodedSpace>"
+        f"<reconSpace><matrixSize><x>{recon[0]}</x><y>{recon[1]}</y><z>1</z></matrixSize></reconSpace>"
+        "</encoding></ismrmrdHeader>"
+    ).encode()
+
+
+def numpy_fft2c(array: np.ndarray) -> np.ndarray:
+    shifted = np.fft.ifftshift(array, axes=(-2, -1))
+    return np.fft.fftshift(np.fft.fft2(shifted, axes=(-2, -1), norm="ortho"), axes=(-2, -1))
+
+
+def numpy_ifft2c(array: np.ndarray) -> np.ndarray:
+    shifted = np.fft.ifftshift(array, axes=(-2, -1))
+    return np.fft.fftshift(np.fft.ifft2(shifted, axes=(-2, -1), norm="ortho"), axes=(-2, -1))
+
+
+def raw_coil_images(num_slices: int, num_coils: int, rows: int, cols: int, seed: int = 0) -> np.ndarray:
+    """Smooth complex coil images with an object in the middle (so centre crops keep it)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(np.linspace(-1, 1, rows), np.linspace(-1, 1, cols), indexing="ij")
+    images = np.zeros((num_slices, num_coils, rows, cols), dtype=np.complex128)
+    for s in range(num_slices):
+        obj = ((x / 0.4) ** 2 + (y / 0.2) ** 2 < 1) * (1 + 0.3 * np.cos(6 * x + s))
+        for c in range(num_coils):
+            sensitivity = np.exp(-((x - rng.uniform(-1, 1)) ** 2 + (y - rng.uniform(-1, 1)) ** 2))
+            images[s, c] = obj * sensitivity * np.exp(1j * rng.uniform(0, 2 * np.pi))
+    return images
+
+
+def write_raw_fastmri(path: Path, kspace: np.ndarray, recon: tuple[int, int], acquisition: str = "AXT2") -> Path:
+    """A file laid out as fastMRI's multi-coil brain files, written with h5py directly."""
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("kspace", data=kspace.astype(np.complex64))
+        handle.create_dataset("ismrmrd_header", data=header_xml(kspace.shape[-2:], recon))
+        handle.attrs["acquisition"] = acquisition
+        handle.attrs["patient_id"] = "raw0001"
+    return path
+
+
+#: A small embedded dataset: 64 x 64 at 4 mm, 4 coils, 2 slices, 1 subject per split.
+SMALL_SPEC = EmbeddedSpec(
+    shape=(64, 64),
+    pixel_mm=4.0,
+    num_coils=4,
+    slices_per_volume=2,
+    subjects_per_split=(("train", 1), ("val", 1), ("test", 1)),
+)
+
+
+@pytest.fixture(scope="session")
+def small_embedded(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("embedded") / "data"
+    return build_embedded(root, SMALL_SPEC)

@@ -1,0 +1,146 @@
+"""Masks: exact acceleration, nesting, seeding, RNG hygiene, and each protocol's geometry."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.errors import InputError
+from benchmark.masks import HIERARCHY_ACCELERATIONS, PROTOCOLS, make_mask, make_mask_hierarchy, mask_seed
+
+SHAPES = [(256, 256), (320, 184)]
+
+
+def sampled_units(protocol: str, mask: torch.Tensor) -> int:
+    """Count lines for Cartesian protocols (checking they are whole lines), points otherwise."""
+    if protocol == "cartesian_y":
+        columns = mask.any(dim=0)
+        assert torch.equal(mask, columns.expand_as(mask)), "cartesian_y must keep whole columns"
+        return int(columns.sum())
+    if protocol == "cartesian_x":
+        rows = mask.any(dim=1)
+        assert torch.equal(mask, rows[:, None].expand_as(mask)), "cartesian_x must keep whole rows"
+        return int(rows.sum())
+    return int(mask.sum())
+
+
+def total_units(protocol: str, shape) -> int:
+    return {"cartesian_y": shape[1], "cartesian_x": shape[0]}.get(protocol, shape[0] * shape[1])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+@pytest.mark.parametrize("acceleration", HIERARCHY_ACCELERATIONS)
+def test_every_protocol_hits_its_acceleration_exactly(protocol, shape, acceleration):
+    mask = make_mask(protocol, shape, acceleration, seed=11)
+    assert mask.dtype == torch.bool and tuple(mask.shape) == shape
+    assert sampled_units(protocol, mask) == round(total_units(protocol, shape) / acceleration)
+
+
+@pytest.mark.parametrize("acceleration", [3, 6, 12])
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_off_ladder_accelerations_are_exact_too(protocol, acceleration):
+    mask = make_mask(protocol, (128, 96), acceleration, seed=5)
+    assert sampled_units(protocol, mask) == round(total_units(protocol, (128, 96)) / acceleration)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_hierarchy_is_nested_and_equals_make_mask(protocol, shape):
+    hierarchy = make_mask_hierarchy(protocol, shape, seed=3)
+    assert list(hierarchy) == [32, 16, 8, 4, 2]
+    for coarse, fine in zip(HIERARCHY_ACCELERATIONS, HIERARCHY_ACCELERATIONS[1:], strict=False):
+        assert torch.all(hierarchy[fine][hierarchy[coarse]]), f"mask({coarse}) not inside mask({fine})"
+        assert hierarchy[fine].sum() > hierarchy[coarse].sum()
+    for acceleration, mask in hierarchy.items():
+        assert torch.equal(make_mask(protocol, shape, acceleration, seed=3), mask)
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_same_seed_same_mask_different_seed_different_mask(protocol):
+    first = make_mask(protocol, (256, 256), 32, seed=1)
+    assert torch.equal(first, make_mask(protocol, (256, 256), 32, seed=1))
+    assert not torch.equal(first, make_mask(protocol, (256, 256), 32, seed=2))
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_global_rng_states_are_left_untouched(protocol):
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    before = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone())
+    make_mask_hierarchy(protocol, (64, 64), seed=9)
+    after = (random.getstate(), np.random.get_state()[1], torch.get_rng_state())
+    assert before[0] == after[0]
+    assert np.array_equal(before[1], after[1])
+    assert torch.equal(before[2], after[2])
+
+
+@pytest.mark.parametrize("protocol", ["cartesian_x", "cartesian_y"])
+def test_cartesian_centre_is_fully_sampled_and_counts_toward_r(protocol):
+    mask = make_mask(protocol, (256, 256), 32, seed=4)
+    lines = mask.any(dim=0) if protocol == "cartesian_y" else mask.any(dim=1)
+    # 8 lines in total at R=32 of 256; round(0.32 * 8) = 3 of them are the contiguous centre 127..129.
+    assert lines[127:130].all()
+    assert int(lines.sum()) == 8
+
+
+def test_cartesian_outer_lines_are_equispaced():
+    lines = make_mask("cartesian_y", (256, 256), 8, seed=4).any(dim=0)
+    centre = set(range(128 - 5, 128 + 5))  # round(0.32 * 32) = 10 centre lines
+    outer = np.array(sorted(set(torch.nonzero(lines).flatten().tolist()) - centre))
+    gaps = np.diff(outer)
+    # 22 outer lines over 256: spacing 256 / 22 ≈ 11.6; a gap may straddle the centre block.
+    assert np.median(gaps) == pytest.approx(256 / 22, abs=1)
+
+
+def test_gaussian_density_falls_off_from_the_centre():
+    mask = make_mask("gaussian_2d", (256, 256), 8, seed=0).double()
+    y, x = torch.meshgrid(torch.arange(256) - 128, torch.arange(256) - 128, indexing="ij")
+    radius = torch.sqrt(x.double() ** 2 + y.double() ** 2)
+    inner, outer = mask[radius < 20].mean(), mask[(radius > 60) & (radius < 80)].mean()
+    assert inner > 3 * outer > 0
+
+
+def test_radial_mask_passes_through_the_centre_with_spokes():
+    mask = make_mask("radial", (256, 256), 32, seed=0)
+    assert mask[128, 128]
+    # A spoke is a full diameter: points on opposite sides of the centre, far out.
+    angles = np.angle(
+        np.array(
+            [
+                complex(c - 128, r - 128)
+                for r, c in torch.nonzero(mask).tolist()
+                if (r - 128) ** 2 + (c - 128) ** 2 > 90**2
+            ]
+        )
+    )
+    folded = np.mod(angles, np.pi)
+    histogram, _ = np.histogram(folded, bins=180, range=(0, np.pi))
+    assert (histogram > 20).sum() >= 5  # at least five distinct spoke directions
+
+
+def test_mask_seed_depends_on_file_name_and_slice_not_directory():
+    assert mask_seed("/a/b/file_brain_1.h5", 3) == mask_seed("/other/file_brain_1.h5", 3)
+    assert mask_seed("file_brain_1.h5", 3) != mask_seed("file_brain_1.h5", 4)
+    assert mask_seed("file_brain_1.h5", 3) != mask_seed("file_brain_2.h5", 3)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("radial", (64, 64), 0, 1), "acceleration"),
+        (("radial", (64,), 4, 1), "shape"),
+        (("radial", (64, 64), 4, -1), "seed"),
+        (("cartesian_y", (64, 64), 200, 1), "no samples"),
+    ],
+)
+def test_bad_arguments_raise_a_clear_error(arguments, message):
+    with pytest.raises(InputError, match=message):
+        make_mask(*arguments)
+
+
+def test_unknown_protocol_names_the_closest_match():
+    with pytest.raises(InputError, match="did you mean 'radial'"):
+        make_mask("radail", (64, 64), 4, 1)
