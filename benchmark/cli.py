@@ -44,6 +44,50 @@ def _masks(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _run(args: argparse.Namespace) -> None:
+    from benchmark.data import build_embedded, default_data_root
+    from benchmark.data.fastmri import LoadOptions
+    from benchmark.runner import RunConfig, run_benchmark, summarize
+
+    methods = tuple(_split(args.methods))
+    data = Path(args.data) if args.data else default_data_root()
+    if not data.exists():
+        if args.data:
+            raise BenchmarkError(f"data directory {data} does not exist")
+        print(f"no dataset at {data}: building the embedded default (about 30 s)")
+        build_embedded(data)
+    out = Path(args.out) if args.out else Path("results/runs") / f"{args.profile}-{'+'.join(methods)}"
+    config = RunConfig(
+        methods=methods,
+        masks=tuple(_split(args.masks)),
+        contrasts=tuple(_split(args.contrasts)),
+        data=data,
+        out=out,
+        acceleration=args.acceleration,
+        split=args.split,
+        profile=args.profile,
+        device=args.device,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        load=LoadOptions(target=args.target),
+    )
+    print(f"run directory: {out}")
+    table = run_benchmark(config, resume=args.resume)
+    with pd_display():
+        print(summarize(table, protocol=args.protocol).to_string())
+    print(f"per-image table: {out / 'metrics.csv'} ({len(table)} rows); SSIM/PSNR protocol shown: {args.protocol}")
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def pd_display():
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_rows", 500)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark",
@@ -67,6 +111,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--virtual-coils", type=int, default=None, help="SVD-compress converted files to N virtual coils"
     )
     prepare.set_defaults(handler=_prepare)
+
+    run = commands.add_parser(
+        "run",
+        help="run methods on the test split and score them",
+        description="Run every method on every mask protocol, contrast and test volume at one acceleration; "
+        "reconstructions go to RUN_DIR/recons, per-image metrics to RUN_DIR/metrics.csv, and a per-mask, "
+        "per-contrast summary is printed. Interrupt at any time and continue with --resume.",
+    )
+    run.add_argument("--methods", default="zero_filled", help="comma-separated method names (default: zero_filled)")
+    run.add_argument("--masks", default="cartesian_x,cartesian_y,gaussian_2d,radial", help="comma-separated protocols")
+    run.add_argument("--contrasts", default="T1,T2,FLAIR", help="comma-separated contrasts (default: T1,T2,FLAIR)")
+    run.add_argument("--data", help="dataset directory (default: $MRIBENCH_DATA or data/embedded, built if missing)")
+    run.add_argument("--out", help="run directory (default: results/runs/<profile>-<methods>)")
+    run.add_argument("--profile", default="tiny", choices=["tiny", "paper"], help="method sizes (default: tiny)")
+    run.add_argument("--resume", action="store_true", help="continue a run, skipping finished (method, mask, volume)")
+    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    run.add_argument("--acceleration", type=int, default=32, help="acceleration factor R (default 32)")
+    run.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
+    run.add_argument("--target", default="sense", choices=["sense", "rss"], help="reference image (default: sense)")
+    run.add_argument("--batch-size", type=int, default=8, help="slices per reconstruct call (default 8)")
+    run.add_argument("--seed", type=int, default=0, help="seed for stochastic methods (default 0)")
+    run.add_argument("--protocol", default="paper", choices=["paper", "fastmri"], help="protocol for the summary")
+    run.set_defaults(handler=_run)
 
     masks = commands.add_parser(
         "masks",

@@ -1,0 +1,85 @@
+"""The interface every reconstruction method implements, and the batch the harness hands it.
+
+A method sees only what a scanner would give it: undersampled multi-coil k-space (zero where not
+sampled), the sampling mask, the sensitivity maps every method shares, and the protocol and
+acceleration that produced the mask. It never sees the target. Training (a later stage) adds
+``loss``; the shared loop supplies everything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from benchmark.errors import BenchmarkError, InputError
+from benchmark.io import sha256_file
+from benchmark.physics import MultiCoilOperator
+
+PROFILES = ("tiny", "paper")
+
+
+@dataclass
+class ReconBatch:
+    """Inputs for one batch of slices (all tensors on the method's device)."""
+
+    kspace: torch.Tensor  # (B, C, H, W) complex64, zero outside the mask
+    mask: torch.Tensor  # (B, H, W) bool
+    maps: torch.Tensor  # (B, C, H, W) complex64
+    protocol: str
+    acceleration: int
+
+    def operator(self) -> MultiCoilOperator:
+        """``A = M F S`` for this batch (from ``benchmark.physics``, shared by all methods)."""
+        return MultiCoilOperator(self.maps, self.mask)
+
+    def to(self, device: torch.device) -> ReconBatch:
+        return ReconBatch(
+            self.kspace.to(device), self.mask.to(device), self.maps.to(device), self.protocol, self.acceleration
+        )
+
+
+class Method(ABC):
+    """A reconstruction method. Subclasses set ``name`` and ``configs`` and implement ``reconstruct``."""
+
+    name: ClassVar[str] = ""
+    #: Profile name -> frozen config dataclass (``tiny`` for CPU/CI, ``paper`` for the paper's sizes).
+    configs: ClassVar[dict[str, Any]] = {}
+    #: Learned methods need a checkpoint; classical ones do not.
+    needs_checkpoint: ClassVar[bool] = False
+
+    def __init__(self, profile: str, device: torch.device, checkpoint: Path | None = None) -> None:
+        if profile not in self.configs:
+            raise InputError(f"{self.name}: unknown profile {profile!r}; known: {', '.join(self.configs)}")
+        if self.needs_checkpoint and (checkpoint is None or not Path(checkpoint).is_file()):
+            raise BenchmarkError(
+                f"{self.name}: checkpoint {checkpoint} not found; train it with `python -m benchmark train {self.name}`"
+            )
+        self.profile = profile
+        self.config = self.configs[profile]
+        self.device = device
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+
+    @abstractmethod
+    def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
+        """Images ``(B, H, W)``: complex (magnitude is taken for scoring) or real magnitude."""
+
+    def loss(self, batch: ReconBatch, target: torch.Tensor) -> torch.Tensor:
+        """Training loss for one batch; methods that cannot be trained do not override this."""
+        raise BenchmarkError(f"{self.name} has no training loss (it needs no training)")
+
+    def describe(self) -> dict:
+        """Plain values identifying this method instance in run metadata."""
+        config = asdict(self.config) if is_dataclass(self.config) else dict(self.config or {})
+        return {
+            "name": self.name,
+            "profile": self.profile,
+            "config": config,
+            "config_hash": hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:16],
+            "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+            "checkpoint_sha256": sha256_file(self.checkpoint) if self.checkpoint else None,
+        }

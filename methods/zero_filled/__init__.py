@@ -1,0 +1,1 @@
+"""Zero-filled reconstruction: the adjoint of the undersampled multi-coil operator."""
