@@ -69,13 +69,26 @@ def _run(args: argparse.Namespace) -> None:
         device=args.device,
         batch_size=args.batch_size,
         seed=args.seed,
-        load=LoadOptions(target=args.target),
+        load=LoadOptions(size=tuple(args.size), target=args.target),
     )
     print(f"run directory: {out}")
     table = run_benchmark(config, resume=args.resume)
     with pd_display():
         print(summarize(table, protocol=args.protocol).to_string())
     print(f"per-image table: {out / 'metrics.csv'} ({len(table)} rows); SSIM/PSNR protocol shown: {args.protocol}")
+
+
+def _weights(args: argparse.Namespace) -> None:
+    from benchmark.metrics.weights import BACKBONES, backbone_problem, checkpoint_dir, import_backbone
+
+    for source in args.import_files or []:
+        print(f"imported {source} -> {import_backbone(source)}")
+    print(f"backbone weights in {checkpoint_dir()} (torchvision's cache; set $TORCH_HOME to move it):")
+    for key, backbone in BACKBONES.items():
+        problem = backbone_problem(key, verify=True)
+        status = "ok (sha256 verified)" if not problem else f"unavailable: {problem}"
+        print(f"  {backbone.file_name:28s} for {backbone.used_by:18s} {status}")
+    print("  stlpips_alex: weights ship with stlpips-pytorch (always available)")
 
 
 def _split(text: str) -> list[str]:
@@ -130,10 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--acceleration", type=int, default=32, help="acceleration factor R (default 32)")
     run.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
     run.add_argument("--target", default="sense", choices=["sense", "rss"], help="reference image (default: sense)")
+    run.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"), help="image size (256 256)")
     run.add_argument("--batch-size", type=int, default=8, help="slices per reconstruct call (default 8)")
     run.add_argument("--seed", type=int, default=0, help="seed for stochastic methods (default 0)")
     run.add_argument("--protocol", default="paper", choices=["paper", "fastmri"], help="protocol for the summary")
     run.set_defaults(handler=_run)
+
+    weights = commands.add_parser(
+        "weights",
+        help="show or import the ImageNet backbones LPIPS and DISTS need",
+        description="LPIPS-Alex needs torchvision's AlexNet ImageNet weights, LPIPS-VGG and DISTS its VGG16 weights. "
+        "Nothing is downloaded: bring the files (alexnet-owt-7be5be79.pth, vgg16-397923af.pth) and import them; "
+        "each is checked against the sha256 prefix torchvision publishes in its name.",
+    )
+    weights.add_argument("--import", dest="import_files", nargs="+", metavar="FILE", help="weight files to import")
+    weights.set_defaults(handler=_weights)
 
     masks = commands.add_parser(
         "masks",

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -87,7 +89,7 @@ def _run_units(config, units, methods, metrics, device, metadata) -> None:
             volumes[unit.file] = load_volume(unit.file, config.load)
         volume = volumes[unit.file]
         if not unit.recon_path(config.out).exists():
-            torch.manual_seed(_unit_seed(config.seed, unit))
+            _seed_everything(_unit_seed(config.seed, unit))
             infer_unit(
                 unit, config.out, methods[unit.method], volume, config.acceleration, config.batch_size, device,
                 warm_up=unit.method not in warmed,
@@ -135,6 +137,14 @@ def _unit_seed(seed: int, unit: Unit) -> int:
     """A seed per unit, independent of the order units run in (so a resumed run draws the same numbers)."""
     key = f"{seed}:{unit.method}:{unit.mask}:{unit.file.name}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
+
+
+def _seed_everything(seed: int) -> None:
+    # Libraries draw from the global generators (sigpy's step-size power iteration uses numpy's), so
+    # a unit's numbers are reproducible only if all three are seeded.
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def summarize(table: pd.DataFrame, protocol: str = "paper") -> pd.DataFrame:

@@ -1,0 +1,68 @@
+"""Performance cases (pytest-benchmark). Disabled by default (run once as correctness checks);
+measure with ``python -m pytest tests/test_perf.py --benchmark-enable``."""
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from benchmark.data import default_data_root
+from benchmark.metrics.ssim import ssim
+from benchmark.runner import RunConfig, run_benchmark
+
+SKIMAGE_OPTIONS = {
+    "uniform": {},
+    "gaussian": dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False),
+}
+
+
+@pytest.fixture(scope="module")
+def slices_256():
+    rng = np.random.default_rng(0)
+    x = rng.random((48, 256, 256))  # the embedded test split: 2 subjects x 3 contrasts x 8 slices
+    return x, np.clip(x + 0.1 * rng.normal(size=x.shape), 0, None)
+
+
+@pytest.mark.parametrize("window", ["uniform", "gaussian"])
+def test_perf_ssim_batched_torch(benchmark, slices_256, window):
+    x, y = (torch.from_numpy(a) for a in slices_256)
+    values = benchmark(ssim, x, y, 1.0, window)
+    expected = [
+        structural_similarity(slices_256[0][i], slices_256[1][i], data_range=1.0, **SKIMAGE_OPTIONS[window])
+        for i in (0, 47)
+    ]
+    np.testing.assert_allclose(values[[0, 47]].numpy(), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("window", ["uniform", "gaussian"])
+def test_perf_ssim_skimage_per_slice(benchmark, slices_256, window):
+    x, y = slices_256
+
+    def per_slice():
+        return [structural_similarity(x[i], y[i], data_range=1.0, **SKIMAGE_OPTIONS[window]) for i in range(len(x))]
+
+    assert len(benchmark(per_slice)) == 48
+
+
+def test_perf_scoring_pass_zero_filled(benchmark, tmp_path, small_embedded):
+    """One full inference + scoring pass of zero_filled over a test split (the embedded one if built)."""
+    root = default_data_root()
+    data, size = (root, (256, 256)) if (root / "manifest.json").exists() else (small_embedded, (64, 64))
+    from benchmark.data import LoadOptions
+
+    counter = iter(range(1000))
+
+    def one_pass():
+        config = RunConfig(
+            methods=("zero_filled",),
+            masks=("cartesian_x", "cartesian_y", "gaussian_2d", "radial"),
+            contrasts=("T1", "T2", "FLAIR"),
+            data=data,
+            out=tmp_path / f"run{next(counter)}",
+            device="cpu",
+            load=LoadOptions(size=size),
+        )
+        return run_benchmark(config)
+
+    table = benchmark.pedantic(one_pass, rounds=1, iterations=1)
+    assert table["ssim_paper"].between(0, 1).all()
