@@ -91,6 +91,33 @@ def _weights(args: argparse.Namespace) -> None:
     print("  stlpips_alex: weights ship with stlpips-pytorch (always available)")
 
 
+def _report(args: argparse.Namespace) -> None:
+    from benchmark.reports.report import write_report
+
+    out = Path(args.out) if args.out else Path("reports") / Path(args.run_dir).name
+    for path in write_report(args.run_dir, out, args.protocol, args.with_paper, args.slice, args.error_maps):
+        print(f"wrote {path}")
+
+
+def _check(args: argparse.Namespace) -> None:
+    from benchmark.reports.drift import compare, load_baseline, write_baseline
+    from benchmark.reports.report import load_run
+
+    table, metadata = load_run(args.run_dir)
+    if args.update:
+        origin = {key: metadata[key] for key in ("config_hash", "data_hash", "git_commit")}
+        print(f"wrote baseline {write_baseline(table, args.baseline, origin)}")
+        return
+    baseline = load_baseline(args.baseline)
+    problems = compare(table, baseline)
+    if problems:
+        print(f"{len(problems)} metric(s) drifted from {args.baseline}:", file=sys.stderr)
+        for line in problems:
+            print(f"  {line}", file=sys.stderr)
+        raise SystemExit(1)
+    print(f"no drift: {len(baseline['means'])} means within tolerance of {args.baseline}")
+
+
 def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -148,6 +175,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed for stochastic methods (default 0)")
     run.add_argument("--protocol", default="paper", choices=["paper", "fastmri"], help="protocol for the summary")
     run.set_defaults(handler=_run)
+
+    report = commands.add_parser(
+        "report",
+        help="write the paper's tables (markdown, LaTeX) and figure grids for a run",
+        description="Tables 1-5 and Supp. Tables 1-2 from RUN_DIR/metrics.csv (mean, and mean ± std in "
+        "tables_std.*), the mask figure, and one comparison grid per mask.",
+    )
+    report.add_argument("run_dir", help="a finished run directory")
+    report.add_argument("--out", help="output folder (default: reports/<run name>)")
+    report.add_argument("--protocol", default="paper", choices=["paper", "fastmri"], help="PSNR/SSIM protocol shown")
+    report.add_argument("--with-paper", action="store_true", help="print the paper's published numbers beside ours")
+    report.add_argument("--slice", help="slice for the figures as FILE.h5:INDEX (default: most informative)")
+    report.add_argument("--error-maps", action="store_true", help="add an error-map row to the figures")
+    report.set_defaults(handler=_report)
+
+    check = commands.add_parser(
+        "check",
+        help="fail when a run's metric means drift from a stored baseline",
+        description="Compare every (method, mask, contrast, metric) mean with the baseline; exit 1 naming each "
+        "that moved more than its tolerance. --update rewrites the baseline from this run, on purpose.",
+    )
+    check.add_argument("run_dir", help="a finished run directory")
+    check.add_argument("--baseline", required=True, help="baseline JSON, e.g. results/baselines/ci-small.json")
+    check.add_argument("--update", action="store_true", help="rewrite the baseline from this run")
+    check.set_defaults(handler=_check)
 
     weights = commands.add_parser(
         "weights",

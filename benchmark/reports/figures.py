@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmark.io import atomic_path  # noqa: E402
@@ -40,3 +42,55 @@ def plot_masks(out: Path, shape: tuple[int, int] = (256, 256), acceleration: int
         fig.savefig(tmp, dpi=150, format=Path(out).suffix.lstrip(".") or "png")
     plt.close(fig)
     return Path(out)
+
+
+def plot_comparison(
+    panels: list[tuple[str, np.ndarray, str]],
+    target: np.ndarray,
+    out: Path,
+    title: str,
+    error_maps: bool = False,
+    zoom_size: int | None = None,
+) -> list[Path]:
+    """Ground truth and each reconstruction side by side, metrics on each panel, a zoom row below.
+
+    ``panels`` holds ``(label, magnitude image, metric text)``. Images are shown each divided by its own
+    maximum (the paper protocol's normalisation); the zoom box is the target's most textured window.
+    Writes ``out`` as PNG and the same figure as PDF beside it.
+    """
+    images = [("Ground truth", target, "")] + panels
+    rows = 3 if error_maps else 2
+    zoom = zoom_window(target, zoom_size or max(16, target.shape[0] // 4))
+    fig, axes = plt.subplots(rows, len(images), figsize=(2.4 * len(images), 2.5 * rows), squeeze=False)
+    for column, (label, image, text) in enumerate(images):
+        shown = image / image.max() if image.max() > 0 else image
+        top, left, size = zoom
+        axes[0, column].imshow(shown, cmap="gray", vmin=0, vmax=1)
+        axes[0, column].add_patch(matplotlib.patches.Rectangle((left, top), size, size, fill=False, color="yellow"))
+        axes[0, column].set_title(label, fontsize=9)
+        axes[0, column].text(2, shown.shape[0] - 3, text, color="yellow", fontsize=6.5, va="bottom")
+        axes[1, column].imshow(shown[top : top + size, left : left + size], cmap="gray", vmin=0, vmax=1)
+        if error_maps:
+            truth = target / target.max()
+            axes[2, column].imshow(np.abs(shown - truth), cmap="inferno", vmin=0, vmax=0.3)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    written = []
+    for suffix in (".png", ".pdf"):
+        path = Path(out).with_suffix(suffix)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=150, format=suffix[1:])
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def zoom_window(image: np.ndarray, size: int) -> tuple[int, int, int]:
+    """``(top, left, size)`` of the ``size`` x ``size`` window with the largest gradient energy."""
+    gy, gx = np.gradient(image.astype(np.float64))
+    energy = np.pad(gy**2 + gx**2, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    sums = energy[size:, size:] - energy[:-size, size:] - energy[size:, :-size] + energy[:-size, :-size]
+    top, left = np.unravel_index(np.argmax(sums), sums.shape)
+    return int(top), int(left), size

@@ -1,0 +1,132 @@
+"""Markdown and LaTeX (booktabs) rendering of ``Table`` objects: bold best, ↑/↓ headers, footnotes."""
+
+from __future__ import annotations
+
+import math
+
+from benchmark.reports.tables import LOWER_IS_BETTER, METRIC_LABELS, Table, best_rows, method_label
+
+DASH = "—"
+
+
+def format_value(value: float, column: str, spread: float | None = None) -> str:
+    """A cell: 2 decimals for PSNR/batch/memory, 4 for runtime, 3 otherwise; "—" for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if column.endswith("|batch"):
+        return f"{int(value)}"
+    digits = 2 if any(key in column for key in ("psnr", "peak")) else 4 if "s/image" in column else 3
+    text = f"{value:.{digits}f}"
+    if spread is not None and not math.isnan(spread):
+        text += f" ± {spread:.{digits}f}"
+    return text
+
+
+def header_label(column: str) -> str:
+    """The sub-column label with its direction arrow."""
+    left, _, right = column.partition("|")
+    metric, sub = (right, None) if left in ("cartesian_x", "cartesian_y", "gaussian_2d", "radial") else (left, right)
+    if left == "runtime":
+        return right + (" ↓" if right == "s/image" else "")
+    label = METRIC_LABELS.get(metric, metric)
+    arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
+    return f"{sub} {arrow}" if sub else f"{label} {arrow}"
+
+
+def _row_label(row: str) -> str:
+    mask, _, name = row.rpartition("|")
+    return f"{mask}: {method_label(name)}" if mask else method_label(name)
+
+
+def _cells(table: Table, with_std: bool) -> list[list[str]]:
+    best = best_rows(table)
+    columns = [c for _, cols in table.groups for c in cols]
+    body = []
+    for row in table.rows:
+        cells = []
+        for column in columns:
+            spread = (
+                table.spread.loc[row, column]
+                if with_std and table.spread is not None and column in table.spread
+                else None
+            )
+            text = format_value(table.values.loc[row, column], column, spread)
+            cells.append((text, row in best.get(column, set())))
+        body.append(cells)
+    return body
+
+
+def to_markdown(table: Table, with_std: bool = False) -> str:
+    columns = [c for _, cols in table.groups for c in cols]
+    notes = list(table.notes)
+    header = ["Method"] + [
+        (f"{group} " if group else "") + header_label(c) for group, cols in table.groups for c in cols
+    ]
+    lines = [f"### {table.title}", "", table.caption, "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    for row, cells in zip(table.rows, _cells(table, with_std), strict=True):
+        label = _row_label(row)
+        if row in table.row_notes:
+            notes.append(f"{label}: {table.row_notes[row]}")
+            label += f" [{len(notes)}]" if table.row_notes[row] == "not in this run" else ""
+        lines.append("| " + " | ".join([label] + [f"**{t}**" if bold else t for t, bold in cells]) + " |")
+    if table.paper is not None:
+        lines.append("| *Published (paper, fastMRI)* |" + " |" * len(columns))
+        for method, published in table.paper.iterrows():
+            values = [published.get(c, DASH) for c in columns]
+            lines.append("| " + " | ".join([f"*{method_label(method)} (paper)*"] + values) + " |")
+    lines += [""] + [f"[{i}] {note}" for i, note in enumerate(notes, start=1)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def latex_escape(text: str) -> str:
+    replacements = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+    escaped = "".join(replacements.get(ch, ch) for ch in text)
+    return (
+        escaped.replace("↑", r"$\uparrow$")
+        .replace("↓", r"$\downarrow$")
+        .replace("±", r"$\pm$")
+        .replace("—", "---")
+        .replace("∞", r"$\infty$")
+    )
+
+
+def to_latex(table: Table, with_std: bool = False) -> str:
+    columns = [c for _, cols in table.groups for c in cols]
+    spec = "l" + "c" * len(columns)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(table.title + '. ' + table.caption)}}}"]
+    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
+    if any(group for group, _ in table.groups):
+        spans = " & ".join(
+            rf"\multicolumn{{{len(cols)}}}{{c}}{{{latex_escape(group)}}}" for group, cols in table.groups
+        )
+        lines.append(f" & {spans} \\\\")
+        start = 2
+        rules = []
+        for _, cols in table.groups:
+            rules.append(rf"\cmidrule(lr){{{start}-{start + len(cols) - 1}}}")
+            start += len(cols)
+        lines.append(" ".join(rules))
+    lines.append("Method & " + " & ".join(latex_escape(header_label(c)) for c in columns) + r" \\")
+    lines.append(r"\midrule")
+    notes = list(table.notes)
+    for row, cells in zip(table.rows, _cells(table, with_std), strict=True):
+        label = latex_escape(_row_label(row))
+        if row in table.row_notes:
+            notes.append(f"{_row_label(row)}: {table.row_notes[row]}")
+        rendered = [rf"\textbf{{{latex_escape(t)}}}" if bold else latex_escape(t) for t, bold in cells]
+        lines.append(" & ".join([label] + rendered) + r" \\")
+    if table.paper is not None:
+        lines.append(r"\midrule")
+        lines.append(rf"\multicolumn{{{len(columns) + 1}}}{{l}}{{\textit{{Published (paper, fastMRI)}}}} \\")
+        for method, published in table.paper.iterrows():
+            values = [latex_escape(published.get(c, DASH)) for c in columns]
+            lines.append(" & ".join([latex_escape(method_label(method))] + values) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if notes:
+        lines.append(r"\par\footnotesize " + "; ".join(latex_escape(n) for n in notes))
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,159 @@
+"""``python -m benchmark report RUN_DIR``: the paper's tables (markdown + LaTeX) and figure grids of a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.data import read_manifest
+from benchmark.data.fastmri import LoadOptions, read_slice
+from benchmark.errors import BenchmarkError
+from benchmark.io import atomic_path
+from benchmark.reports.figures import plot_comparison, plot_masks
+from benchmark.reports.render import to_latex, to_markdown
+from benchmark.reports.tables import (
+    ablation_table,
+    distillation_table,
+    mask_table,
+    method_label,
+    perceptual_table,
+    runtime_table,
+)
+from benchmark.runner.run import RUN_FILE, TABLE_FILE
+from benchmark.runner.units import Unit, read_recon
+
+MASK_ORDER = ("cartesian_x", "radial", "cartesian_y", "gaussian_2d")  # the paper's table order
+
+
+def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict]:
+    """The per-image table and ``run.json`` of a finished run; one-line errors otherwise."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RUN_FILE).is_file():
+        raise BenchmarkError(f"{run_dir} is not a run directory (no {RUN_FILE})")
+    if not (run_dir / TABLE_FILE).is_file():
+        raise BenchmarkError(f"{run_dir} has no {TABLE_FILE}: the run is unfinished; finish it with --resume")
+    return pd.read_csv(run_dir / TABLE_FILE), json.loads((run_dir / RUN_FILE).read_text())
+
+
+def unavailable_metrics(metadata: dict) -> dict[str, str]:
+    return {name: info["reason"] for name, info in metadata["metrics"].items() if not info["available"]}
+
+
+def build_tables(table: pd.DataFrame, metadata: dict, protocol: str, with_paper: bool) -> list:
+    unavailable = unavailable_metrics(metadata)
+    masks = [m for m in MASK_ORDER if m in set(table["mask"])]
+    tables = [mask_table(table, mask, protocol, unavailable, with_paper) for mask in masks]
+    tables.append(perceptual_table(table, masks, unavailable, with_paper))
+    tables.append(ablation_table(table, masks, protocol, unavailable))
+    tables.append(distillation_table(table, masks, protocol, unavailable))
+    tables.append(runtime_table(table))
+    return tables
+
+
+def write_report(
+    run_dir: str | Path,
+    out: str | Path,
+    protocol: str = "paper",
+    with_paper: bool = False,
+    slice_choice: str | None = None,
+    error_maps: bool = False,
+) -> list[Path]:
+    """Write tables (mean and mean ± std, markdown and LaTeX) and figures; returns the files written."""
+    run_dir, out = Path(run_dir), Path(out)
+    table, metadata = load_run(run_dir)
+    tables = build_tables(table, metadata, protocol, with_paper)
+    preface = (
+        f"Run `{run_dir}` (config {metadata['config_hash']}, data {metadata['data_hash'][:16]}, "
+        f"commit {metadata['git_commit'][:12]}, device {metadata['device']}).\n\n"
+    )
+    written = []
+    for name, with_std in (("tables", False), ("tables_std", True)):
+        for suffix, render in ((".md", to_markdown), (".tex", to_latex)):
+            text = "\n".join(render(t, with_std=with_std) for t in tables)
+            path = out / f"{name}{suffix}"
+            with atomic_path(path) as tmp:
+                tmp.write_text((preface if suffix == ".md" else "") + text)
+            written.append(path)
+    written.append(plot_masks(out / "masks.png", seed=0))
+    contrast = "T1" if "T1" in set(table["contrast"]) else table["contrast"].iloc[0]
+    for mask in [m for m in MASK_ORDER if m in set(table["mask"])]:
+        methods = list(dict.fromkeys(table["method"]))
+        written += comparison_figure(
+            run_dir, table, metadata, mask, contrast, methods, out / f"grid_{mask}_{contrast}", slice_choice, error_maps
+        )
+        pairs = [(m, f"{m}:distilled") for m in methods if f"{m}:distilled" in methods]
+        for base, distilled in pairs:
+            target = out / f"distillation_{base}_{mask}_{contrast}"
+            written += comparison_figure(
+                run_dir, table, metadata, mask, contrast, [base, distilled], target, slice_choice, True
+            )
+    return written
+
+
+def most_informative_slice(table: pd.DataFrame, mask: str, contrast: str) -> tuple[str, int]:
+    """The (file, slice) where methods disagree most on SSIM (paper protocol); ties go to the first."""
+    subset = table[(table["mask"] == mask) & (table["contrast"] == contrast)]
+    if subset.empty:
+        raise BenchmarkError(f"the run has no images for mask {mask} and contrast {contrast}")
+    spread = subset.groupby(["file", "slice"], sort=True)["ssim_paper"].std(ddof=0).fillna(0.0)
+    file, slice_index = spread.index[int(np.argmax(spread.to_numpy()))]
+    return str(file), int(slice_index)
+
+
+def comparison_figure(
+    run_dir: Path,
+    table: pd.DataFrame,
+    metadata: dict,
+    mask: str,
+    contrast: str,
+    methods: list[str],
+    out: Path,
+    slice_choice: str | None,
+    error_maps: bool,
+) -> list[Path]:
+    """A figure grid for one slice: ground truth plus ``methods``, per-image metrics on each panel."""
+    if slice_choice:
+        file, _, index = slice_choice.rpartition(":")
+        if not file or not index.isdigit():
+            raise BenchmarkError(f"--slice must look like FILE.h5:INDEX, got {slice_choice!r}")
+        slice_index = int(index)
+    else:
+        file, slice_index = most_informative_slice(table, mask, contrast)
+    config = metadata["config"]
+    load = LoadOptions(**{**config["load"], "size": tuple(config["load"]["size"])})
+    data_root = Path(config["data"])
+    entry = next((e for e in read_manifest(data_root)["entries"] if Path(e.path).name == file), None)
+    if entry is None:
+        raise BenchmarkError(f"{file} is not in the run's dataset {data_root}")
+    target = read_slice(data_root / entry.path, slice_index, load).target.numpy()
+    panels = []
+    for method in methods:
+        unit = Unit(method, mask, Path(file), contrast)
+        images, _, _ = read_recon(unit.recon_path(run_dir), num_slices=_num_slices(table, file))
+        row = table[
+            (table["method"] == method)
+            & (table["mask"] == mask)
+            & (table["file"] == file)
+            & (table["slice"] == slice_index)
+        ]
+        text = _metric_text(row.iloc[0]) if len(row) else ""
+        panels.append((method_label(method), images[slice_index].numpy(), text))
+    title = f"{mask}, {contrast}, {file} slice {slice_index}"
+    return plot_comparison(panels, target, out, title, error_maps=error_maps)
+
+
+def _num_slices(table: pd.DataFrame, file: str) -> int:
+    return int(table[table["file"] == file]["slice"].nunique())
+
+
+def _metric_text(row: pd.Series) -> str:
+    parts = [f"PSNR {row['psnr_paper']:.2f}", f"SSIM {row['ssim_paper']:.3f}"]
+    perceptual = (
+        ("LPIPS", row.get("lpips_alex")) if pd.notna(row.get("lpips_alex")) else ("ST-LPIPS", row.get("stlpips_alex"))
+    )
+    if pd.notna(perceptual[1]):
+        parts.append(f"{perceptual[0]} {perceptual[1]:.3f}")
+    return "\n".join(parts)

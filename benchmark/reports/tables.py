@@ -1,0 +1,246 @@
+"""The paper's tables, computed from a run's per-image table and rendered as markdown and LaTeX.
+
+Every cell is a mean (optionally ± standard deviation) over the images of one (method, mask,
+contrast) group; "—" marks a cell the run cannot fill, with a footnote saying why (a method that was
+not run, a metric whose weights are unavailable). The best value in each column is bold, respecting
+the metric's direction. The paper's published numbers can be appended as clearly separate rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from benchmark.reports.paper import PAPER_METHODS, paper_values
+
+CONTRASTS = ("T1", "T2", "FLAIR")
+MASK_TITLES = {
+    "cartesian_x": "ES Cartesian-X",
+    "cartesian_y": "ES Cartesian-Y",
+    "gaussian_2d": "Gaussian-VD",
+    "radial": "Radial",
+}
+#: Paper table per mask (Tables 1-3, Supp. Table 1).
+MASK_TABLES = {"cartesian_x": "Table 1", "radial": "Table 2", "cartesian_y": "Table 3", "gaussian_2d": "Supp. Table 1"}
+METRIC_LABELS = {
+    "psnr": "PSNR",
+    "ssim": "SSIM",
+    "lpips_alex": "LPIPS",
+    "lpips_vgg": "VGG",
+    "dists": "DISTS",
+    "stlpips_alex": "ST-LPIPS",
+    "runtime_s": "s/image",
+}
+LOWER_IS_BETTER = {"lpips_alex", "lpips_vgg", "dists", "stlpips_alex", "nmse", "runtime_s"}
+METHOD_LABELS = {
+    "unet": "UNet",
+    "swinunet": "SwinUNet",
+    "e2evarnet": "E2E-VarNet",
+    "recurrentvarnet": "RecurrentVarNet",
+    "diffuserecon": "DiffuseRecon",
+    "mdpg": "MDPG",
+    "mambarecon": "MambaRecon",
+    "nasp": "NASP (proposed)",
+    "zero_filled": "Zero-filled",
+    "cs_wavelet": "CS-Wavelet",
+}
+
+
+@dataclass
+class Table:
+    """A rendered-to-be table: ``cells`` rows x (group, metric) columns of formatted strings."""
+
+    title: str
+    caption: str
+    rows: list[str]
+    groups: list[tuple[str, list[str]]]  # (group label, metric column keys) in display order
+    values: pd.DataFrame  # float values, index = rows, columns = MultiIndex (group, metric)
+    spread: pd.DataFrame | None = None  # standard deviations, same shape
+    notes: list[str] = field(default_factory=list)
+    row_notes: dict[str, str] = field(default_factory=dict)
+    paper: pd.DataFrame | None = None  # published values (strings), same columns
+
+
+def column_key(metric: str, protocol: str) -> str:
+    """The per-image table's column for a displayed metric (PSNR/SSIM carry the protocol)."""
+    return f"{metric}_{protocol}" if metric in ("psnr", "ssim", "nmse") else metric
+
+
+def ordered_methods(table: pd.DataFrame) -> list[str]:
+    """The paper's method order first (including methods this run lacks), then the run's others."""
+    ran = list(dict.fromkeys(table["method"]))
+    return list(PAPER_METHODS) + [m for m in ran if m not in PAPER_METHODS]
+
+
+def mask_table(table: pd.DataFrame, mask: str, protocol: str, unavailable: dict[str, str], with_paper: bool) -> Table:
+    """Tables 1-3 / Supp. Table 1: methods x (PSNR, SSIM, LPIPS, ST-LPIPS) x (T1, T2, FLAIR)."""
+    metrics = ["psnr", "ssim", "lpips_alex", "stlpips_alex"]
+    subset = table[table["mask"] == mask]
+    groups = [(METRIC_LABELS[m], [f"{m}|{c}" for c in CONTRASTS]) for m in metrics]
+    rows = ordered_methods(table)
+    values, spread = _grid(subset, rows, metrics, protocol, by_contrast=True)
+    acceleration = int(subset["acceleration"].iloc[0]) if len(subset) else 32
+    result = Table(
+        title=f"{MASK_TABLES[mask]}: {MASK_TITLES[mask]}, R = {acceleration}",
+        caption=f"Mean over test images per contrast; PSNR/SSIM under the `{protocol}` protocol. "
+        "ST-LPIPS (shift-tolerant LPIPS) is not in the paper.",
+        rows=rows,
+        groups=groups,
+        values=values,
+        spread=spread,
+    )
+    _annotate(result, table, unavailable, metrics)
+    if with_paper:
+        result.paper = paper_values(MASK_TABLES[mask], mask, metrics, by_contrast=True)
+    return result
+
+
+def perceptual_table(table: pd.DataFrame, masks: list[str], unavailable: dict[str, str], with_paper: bool) -> Table:
+    """Supp. Table 2: LPIPS-Alex, LPIPS-VGG, DISTS (and ST-LPIPS) means over contrasts, per mask."""
+    metrics = ["lpips_alex", "lpips_vgg", "dists", "stlpips_alex"]
+    rows = ordered_methods(table)
+    frames, spreads = [], []
+    for mask in masks:
+        values, spread = _grid(table[table["mask"] == mask], rows, metrics, "paper", by_contrast=False)
+        frames.append(values.set_axis([f"{mask}|{c}" for c in values.columns], axis=1))
+        spreads.append(spread.set_axis([f"{mask}|{c}" for c in spread.columns], axis=1))
+    result = Table(
+        title="Supp. Table 2: feature-space metrics, mean over T1/T2/FLAIR",
+        caption="Lower is better for all. ST-LPIPS is not in the paper.",
+        rows=rows,
+        groups=[(MASK_TITLES[m], [f"{m}|{x}" for x in metrics]) for m in masks],
+        values=pd.concat(frames, axis=1),
+        spread=pd.concat(spreads, axis=1),
+    )
+    _annotate(result, table, unavailable, metrics)
+    if with_paper:
+        result.paper = paper_values("Supp. Table 2", masks, metrics, by_contrast=False)
+    return result
+
+
+def ablation_table(table: pd.DataFrame, masks: list[str], protocol: str, unavailable: dict[str, str]) -> Table:
+    """Table 4: every method/variant of the run x masks, (PSNR, SSIM, LPIPS) averaged over contrasts."""
+    metrics = ["psnr", "ssim", "lpips_alex"]
+    rows = list(dict.fromkeys(table["method"]))
+    frames, spreads = [], []
+    for mask in masks:
+        values, spread = _grid(table[table["mask"] == mask], rows, metrics, protocol, by_contrast=False)
+        frames.append(values.set_axis([f"{mask}|{c}" for c in values.columns], axis=1))
+        spreads.append(spread.set_axis([f"{mask}|{c}" for c in spread.columns], axis=1))
+    result = Table(
+        title="Table 4: variants x masks, averaged over contrasts",
+        caption=f"Every method and variant in this run; PSNR/SSIM under the `{protocol}` protocol.",
+        rows=rows,
+        groups=[(MASK_TITLES[m], [f"{m}|{x}" for x in metrics]) for m in masks],
+        values=pd.concat(frames, axis=1),
+        spread=pd.concat(spreads, axis=1),
+    )
+    _annotate(result, table, unavailable, metrics)
+    return result
+
+
+def distillation_table(table: pd.DataFrame, masks: list[str], protocol: str, unavailable: dict[str, str]) -> Table:
+    """Table 5: base vs distilled (methods ``X`` and ``X:distilled``) per mask and contrast."""
+    metrics = ["psnr", "ssim", "lpips_alex"]
+    ran = list(dict.fromkeys(table["method"]))
+    pairs = [(m, f"{m}:distilled") for m in ran if f"{m}:distilled" in ran]
+    rows = [f"{mask}|{name}" for mask in masks for pair in pairs for name in pair]
+    values = pd.DataFrame(np.nan, index=rows, columns=[f"{m}|{c}" for m in metrics for c in CONTRASTS])
+    spread = values.copy()
+    for mask in masks:
+        subset = table[table["mask"] == mask]
+        grid, grid_spread = _grid(subset, [n for pair in pairs for n in pair], metrics, protocol, by_contrast=True)
+        for name in grid.index:
+            values.loc[f"{mask}|{name}"] = grid.loc[name].to_numpy()
+            spread.loc[f"{mask}|{name}"] = grid_spread.loc[name].to_numpy()
+    result = Table(
+        title="Table 5: base vs distilled",
+        caption=f"Pairs of methods `X` and `X:distilled` in this run; PSNR/SSIM under the `{protocol}` protocol.",
+        rows=rows,
+        groups=[(METRIC_LABELS[m], [f"{m}|{c}" for c in CONTRASTS]) for m in metrics],
+        values=values,
+        spread=spread,
+    )
+    if not pairs:
+        result.notes.append("This run has no base/distilled pair (methods `X` and `X:distilled`).")
+    _annotate(result, table, unavailable, metrics)
+    return result
+
+
+def runtime_table(table: pd.DataFrame) -> Table:
+    """Seconds per image (timed region only), with device, batch size and peak GPU memory."""
+    rows = list(dict.fromkeys(table["method"]))
+    grouped = table.groupby("method", sort=False)
+    values = pd.DataFrame(
+        {
+            "runtime|s/image": grouped["runtime_s"].mean(),
+            "runtime|batch": grouped["batch_size"].first().astype(float),
+            "runtime|peak MB": grouped["peak_memory_bytes"].max() / 2**20,
+        }
+    ).reindex(rows)
+    devices = grouped["device"].first().reindex(rows)
+    result = Table(
+        title="Runtime",
+        caption="Seconds per image over the reconstruct call only (warm-up excluded); peak GPU memory (0 on CPU).",
+        rows=rows,
+        groups=[("", list(values.columns))],
+        values=values,
+        spread=pd.DataFrame({"runtime|s/image": grouped["runtime_s"].std()})
+        .reindex(rows)
+        .reindex(columns=values.columns),
+    )
+    result.notes.append("device: " + "; ".join(f"{method_label(row)} on {devices[row]}" for row in rows))
+    return result
+
+
+def method_label(method: str) -> str:
+    """Display name: ``nasp:distilled`` -> ``NASP (proposed) (distilled)``."""
+    base, _, variant = method.partition(":")
+    return METHOD_LABELS.get(base, base) + (f" ({variant})" if variant else "")
+
+
+def _grid(subset: pd.DataFrame, rows: list[str], metrics: list[str], protocol: str, by_contrast: bool):
+    """Mean and std per (method[, contrast]) for each metric, as ``rows`` x ``metric|contrast`` frames."""
+    columns, means, stds = [], {}, {}
+    for metric in metrics:
+        key = column_key(metric, protocol)
+        present = key in subset.columns
+        keys = [f"{metric}|{c}" for c in CONTRASTS] if by_contrast else [metric]
+        for label in keys:
+            columns.append(label)
+            part = subset
+            if by_contrast:
+                part = subset[subset["contrast"] == label.split("|")[1]]
+            grouped = part.groupby("method")[key] if present else None
+            means[label] = grouped.mean() if present else pd.Series(dtype=float)
+            stds[label] = grouped.std(ddof=0) if present else pd.Series(dtype=float)
+    values = pd.DataFrame(means).reindex(index=rows, columns=columns)
+    spread = pd.DataFrame(stds).reindex(index=rows, columns=columns)
+    return values, spread
+
+
+def _annotate(result: Table, table: pd.DataFrame, unavailable: dict[str, str], metrics: list[str]) -> None:
+    ran = set(table["method"])
+    for row in result.rows:
+        name = row.split("|")[-1]
+        if name not in ran:
+            result.row_notes[row] = "not in this run"
+    for metric in metrics:
+        if metric in unavailable:
+            result.notes.append(f"{METRIC_LABELS[metric]} unavailable: {unavailable[metric]}")
+
+
+def best_rows(result: Table) -> dict[str, set[str]]:
+    """For each column, the rows holding its best finite value (ties all bold)."""
+    best = {}
+    for column in result.values.columns:
+        series = result.values[column].replace([np.inf, -np.inf], np.nan).dropna()
+        metric = column.split("|")[-1] if column.split("|")[0] in MASK_TITLES else column.split("|")[0]
+        if series.empty or column.startswith("runtime|") and column != "runtime|s/image":
+            best[column] = set()
+            continue
+        target = series.min() if metric in LOWER_IS_BETTER or column == "runtime|s/image" else series.max()
+        best[column] = set(series.index[np.isclose(series, target, rtol=0, atol=1e-12)])
+    return best

@@ -1,0 +1,218 @@
+"""Reports: table cells against an independent groupby, bold = true best, LaTeX structure, the paper's
+numbers against the paper's text, the drift check, and figure grids."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.data import LoadOptions
+from benchmark.reports.drift import compare, write_baseline
+from benchmark.reports.figures import plot_comparison
+from benchmark.reports.paper import load_paper_tables
+from benchmark.reports.render import to_latex, to_markdown
+from benchmark.reports.report import write_report
+from benchmark.reports.tables import mask_table, perceptual_table
+from benchmark.runner import RunConfig, run_benchmark
+
+PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "next-acceleration-scale-prediction.md"
+MASKS = ("cartesian_x", "cartesian_y", "gaussian_2d", "radial")
+BASELINE = Path(__file__).resolve().parents[1] / "results" / "baselines" / "ci-small.json"
+
+
+def synthetic_table(seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for method in ("zero_filled", "cs_wavelet", "my_method"):
+        for mask in MASKS:
+            for contrast in ("T1", "T2", "FLAIR"):
+                for image in range(5):
+                    rows.append(
+                        dict(
+                            method=method,
+                            mask=mask,
+                            contrast=contrast,
+                            file=f"f{contrast}.h5",
+                            slice=image,
+                            acceleration=32,
+                            psnr_paper=rng.normal(20, 3),
+                            ssim_paper=rng.uniform(0.3, 0.9),
+                            lpips_alex=rng.uniform(0.1, 0.5),
+                            stlpips_alex=rng.uniform(0.1, 0.5),
+                            lpips_vgg=np.nan,
+                            dists=np.nan,
+                            runtime_s=rng.uniform(0.01, 1),
+                            batch_size=8,
+                            peak_memory_bytes=0,
+                            device="cpu",
+                        )  # fmt: skip
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_mask_table_cells_equal_an_independent_groupby():
+    table = synthetic_table()
+    result = mask_table(table, "radial", "paper", {}, with_paper=False)
+    expected = table[table["mask"] == "radial"].groupby(["method", "contrast"])
+    for method in ("zero_filled", "cs_wavelet", "my_method"):
+        for contrast in ("T1", "T2", "FLAIR"):
+            for metric in ("psnr_paper", "ssim_paper", "lpips_alex"):
+                column = f"{metric.replace('_paper', '')}|{contrast}"
+                assert result.values.loc[method, column] == pytest.approx(expected[metric].mean()[(method, contrast)])
+                assert result.spread.loc[method, column] == pytest.approx(
+                    expected[metric].std(ddof=0)[(method, contrast)]
+                )
+    assert np.isnan(result.values.loc["unet", "psnr|T1"])  # a paper method this run lacks
+    perceptual = perceptual_table(table, list(MASKS), {"lpips_vgg": "no weights"}, with_paper=False)
+    means = table.groupby(["method", "mask"])["stlpips_alex"].mean()
+    assert perceptual.values.loc["cs_wavelet", "gaussian_2d|stlpips_alex"] == pytest.approx(
+        means[("cs_wavelet", "gaussian_2d")]
+    )
+
+
+def markdown_rows(text):
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")
+    ]
+
+
+def test_bold_marks_the_best_value_in_each_column_by_direction():
+    table = synthetic_table(1)
+    result = mask_table(table, "cartesian_x", "paper", {}, with_paper=False)
+    rows = markdown_rows(to_markdown(result))
+    header, body = rows[0], rows[1:]
+    for index, name in enumerate(header[1:], start=1):
+        metric, contrast = (
+            (
+                "psnr"
+                if "PSNR" in name
+                else "ssim"
+                if name.startswith("SSIM")
+                else "lpips_alex"
+                if name.startswith("LPIPS")
+                else "stlpips_alex"
+            ),
+            name.split()[1],
+        )
+        column = result.values[f"{metric}|{contrast}"]
+        best = column.idxmax() if metric in ("psnr", "ssim") else column.idxmin()
+        bold = [row[0] for row in body if row[index].startswith("**")]
+        assert len(bold) == 1 and bold[0].startswith(
+            {"zero_filled": "Zero-filled", "cs_wavelet": "CS-Wavelet", "my_method": "my_method"}[best]
+        )
+        assert ("↓" in name) == (metric in ("lpips_alex", "stlpips_alex"))
+
+
+def test_latex_has_the_right_column_count_and_escapes():
+    result = mask_table(synthetic_table(), "radial", "paper", {"lpips_alex": "weights 50% missing"}, with_paper=True)
+    latex = to_latex(result)
+    spec = re.search(r"\\begin\{tabular\}\{(lc*)\}", latex).group(1)
+    columns = len(spec)
+    assert columns == 1 + 12
+    body = [line for line in latex.splitlines() if line.endswith(r"\\") and "&" in line and "multicolumn" not in line]
+    assert body and all(line.count("&") == columns - 1 for line in body)
+    assert r"my\_method" in latex and "my_method" not in latex.replace(r"my\_method", "")
+    assert r"50\% missing" in latex and r"\toprule" in latex and r"\bottomrule" in latex
+
+
+def parse_paper_rows(first_line_prefix, count):
+    lines = PAPER.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(first_line_prefix))
+    rows = []
+    for line in lines[start + 1 :]:
+        # Decimals not preceded by "=" (Table 4's "Top-p=0.96") even when glued to a label ("...)24.02").
+        numbers = re.findall(r"(?<![=\w.])\d+\.\d+", line)
+        if len(numbers) >= 9 and not line.startswith("Method"):
+            rows.append(numbers)
+        if len(rows) == count:
+            return rows
+    raise AssertionError(f"table {first_line_prefix} not found in full")
+
+
+@pytest.mark.skipif(not PAPER.exists(), reason="the paper lives in ../shared/paper beside the checkout")
+@pytest.mark.parametrize(
+    ("prefix", "table", "count"),
+    [
+        ("Table 1:", "table1", 8),
+        ("Table 2:", "table2", 8),
+        ("Table 3:", "table3", 8),
+        ("Supp.Table 1:", "supp_table1", 8),
+        ("Supp.Table 2:", "supp_table2", 8),
+        ("Table 4:", "table4", 6),
+        ("Table 5:", "table5", 8),
+    ],
+)
+def test_paper_numbers_round_trip_to_the_paper_text(prefix, table, count):
+    printed = [number for row in parse_paper_rows(prefix, count) for number in row]
+    stored = load_paper_tables()
+    stored = stored[stored["table"] == table]
+    # The CSV lists each table's numbers row by row in the paper's column order, as printed.
+    assert stored["value"].tolist() == printed
+    assert len(stored) == len(printed)
+
+
+def test_check_passes_on_the_same_run_and_fails_on_a_perturbed_copy(tmp_path):
+    table = synthetic_table(2)
+    baseline = write_baseline(table, tmp_path / "baseline.json", {"origin": "test"})
+    import json
+
+    stored = json.loads(baseline.read_text())
+    assert compare(table, stored) == []
+    perturbed = table.copy()
+    moved = (perturbed["method"] == "cs_wavelet") & (perturbed["mask"] == "radial") & (perturbed["contrast"] == "T2")
+    perturbed.loc[moved, "psnr_paper"] += 0.5
+    problems = compare(perturbed, stored)
+    assert len(problems) == 1 and problems[0].startswith("cs_wavelet|radial|T2|psnr_paper")
+    tiny = table.copy()
+    tiny.loc[moved, "psnr_paper"] += 0.01  # within the 0.05 dB tolerance
+    assert compare(tiny, stored) == []
+
+
+def test_figure_has_one_panel_per_method_plus_truth(tmp_path):
+    rng = np.random.default_rng(0)
+    target = rng.random((64, 64))
+    panels = [(f"method {i}", target + 0.1 * rng.random((64, 64)), "PSNR 1") for i in range(3)]
+    png, pdf = plot_comparison(panels, target, tmp_path / "grid", "test", error_maps=True)
+    pixels = matplotlib.image.imread(png)
+    assert pdf.exists() and pdf.stat().st_size > 0
+    # 2.4 inches per panel at 150 dpi: four panels (truth + three methods).
+    assert pixels.shape[1] == pytest.approx(4 * 2.4 * 150, abs=2)
+    assert pixels.shape[0] == pytest.approx(3 * 2.5 * 150, abs=2)
+    assert pixels[..., :3].std() > 0.1
+
+
+@pytest.fixture(scope="module")
+def small_run(small_embedded, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "ci-small"
+    config = RunConfig(methods=("zero_filled", "cs_wavelet"), masks=MASKS, contrasts=("T1", "T2", "FLAIR"),
+                       data=small_embedded, out=out, device="cpu", load=LoadOptions(size=(64, 64)))  # fmt: skip
+    run_benchmark(config)
+    return out
+
+
+def test_report_writes_tables_and_figures_for_a_run(small_run, tmp_path):
+    written = write_report(small_run, tmp_path / "report", with_paper=True)
+    names = {path.name for path in written}
+    assert {"tables.md", "tables.tex", "tables_std.md", "tables_std.tex", "masks.png"} <= names
+    assert {f"grid_{mask}_T1.png" for mask in MASKS} <= names
+    text = (tmp_path / "report" / "tables.md").read_text()
+    assert text.count("### ") == 4 + 4  # four mask tables, Supp. Table 2, Tables 4 and 5, runtime
+    assert "24.61" in text  # the paper's NASP PSNR, Table 1, in its labelled rows
+    assert " ± " in (tmp_path / "report" / "tables_std.md").read_text()
+
+
+def test_ci_drift_check_against_the_stored_baseline(small_run):
+    """CI's drift check: a change that moves any metric of the small run fails here."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmark", "check", str(small_run), "--baseline", str(BASELINE)],
+        capture_output=True,
+        text=True,
+    )
+    accept = f"python -m benchmark check {small_run} --baseline {BASELINE} --update"
+    assert result.returncode == 0, f"{result.stderr}\nIf the change is intended, accept it with: {accept}"
+    assert "no drift" in result.stdout
