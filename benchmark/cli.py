@@ -118,6 +118,32 @@ def _check(args: argparse.Namespace) -> None:
     print(f"no drift: {len(baseline['means'])} means within tolerance of {args.baseline}")
 
 
+def _train(args: argparse.Namespace) -> None:
+    from benchmark.data import build_embedded, default_data_root
+    from benchmark.training.loop import PROTOCOLS, TrainRequest, train
+
+    data = Path(args.data) if args.data else default_data_root()
+    if not data.exists():
+        if args.data:
+            raise BenchmarkError(f"data directory {data} does not exist")
+        build_embedded(data)
+    out = Path(args.out) if args.out else Path("results/training") / f"{args.method}-{args.profile}"
+    request = TrainRequest(
+        method=args.method,
+        profile=args.profile,
+        data=data,
+        out=out,
+        masks=tuple(_split(args.masks)) if args.masks else PROTOCOLS,
+        device=args.device,
+        resume=args.resume,
+        steps=args.steps,
+        size=tuple(args.size),
+        ship=args.ship,
+    )
+    best = train(request)
+    print(f"best checkpoint: {best}")
+
+
 def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -175,6 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed for stochastic methods (default 0)")
     run.add_argument("--protocol", default="paper", choices=["paper", "fastmri"], help="protocol for the summary")
     run.set_defaults(handler=_run)
+
+    train = commands.add_parser(
+        "train",
+        help="train a learned method (single process, or under torchrun for DDP)",
+        description="Train METHOD on the train split at R=32 with one model for all mask protocols (one protocol "
+        "drawn per step); validation SSIM picks best.pt. --ship copies it to results/checkpoints/<method>/<profile>.pt "
+        "and records its sha256 and this command in the manifest. Run under `torchrun --nproc_per_node N` for DDP.",
+    )
+    train.add_argument("method", help="method name, e.g. unet, e2evarnet")
+    train.add_argument("--profile", default="tiny", choices=["tiny", "paper"])
+    train.add_argument("--masks", help="comma-separated protocols (default: all four)")
+    train.add_argument("--data", help="dataset directory (default: $MRIBENCH_DATA or data/embedded)")
+    train.add_argument("--out", help="training directory (default: results/training/<method>-<profile>)")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.add_argument("--device", default="auto")
+    train.add_argument("--steps", type=int, help="override the profile's number of steps")
+    train.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    train.add_argument("--ship", action="store_true", help="install best.pt as the shipped checkpoint")
+    train.set_defaults(handler=_train)
 
     report = commands.add_parser(
         "report",

@@ -52,13 +52,14 @@ class Method(ABC):
     #: Learned methods need a checkpoint; classical ones do not.
     needs_checkpoint: ClassVar[bool] = False
 
-    def __init__(self, profile: str, device: torch.device, checkpoint: Path | None = None) -> None:
+    def __init__(
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
+    ) -> None:
         if profile not in self.configs:
             raise InputError(f"{self.name}: unknown profile {profile!r}; known: {', '.join(self.configs)}")
-        if self.needs_checkpoint and (checkpoint is None or not Path(checkpoint).is_file()):
-            raise BenchmarkError(
-                f"{self.name}: checkpoint {checkpoint} not found; train it with `python -m benchmark train {self.name}`"
-            )
+        if self.needs_checkpoint and not for_training and (checkpoint is None or not Path(checkpoint).is_file()):
+            hint = f"train it with `python -m benchmark train {self.name} --profile {profile}`"
+            raise BenchmarkError(f"{self.name}: checkpoint {checkpoint} not found; {hint}")
         self.profile = profile
         self.config = self.configs[profile]
         self.device = device
@@ -83,3 +84,40 @@ class Method(ABC):
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
             "checkpoint_sha256": sha256_file(self.checkpoint) if self.checkpoint else None,
         }
+
+
+class LearnedMethod(Method):
+    """A method with an ``nn.Module`` trained by the shared loop. Subclasses implement ``build_model``,
+    ``reconstruct`` and ``loss`` and set ``train_configs`` (profile -> ``TrainConfig``).
+
+    At inference the weights come from ``checkpoint`` (default: the shipped
+    ``results/checkpoints/<name>/<profile>.pt``), using the EMA weights when the checkpoint has them.
+    """
+
+    needs_checkpoint = True
+    train_configs: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
+    ) -> None:
+        from benchmark.training.checkpoint import CHECKPOINT_ROOT, load_checkpoint
+
+        if checkpoint is None and not for_training:
+            checkpoint = CHECKPOINT_ROOT / self.name / f"{profile}.pt"
+        super().__init__(profile, device, None if for_training else checkpoint, for_training)
+        self.model = self.build_model().to(device)
+        if not for_training:
+            payload = load_checkpoint(self.checkpoint, self.name, self.config_record())
+            self.model.load_state_dict(payload["ema"] if payload.get("ema") is not None else payload["model"])
+            self.model.eval()
+
+    @abstractmethod
+    def build_model(self) -> torch.nn.Module:
+        """The network for ``self.config``."""
+
+    def config_record(self) -> dict:
+        return asdict(self.config)
+
+    def train_mode(self, training: bool) -> None:
+        """Switch the network between training and evaluation behaviour."""
+        self.model.train(training)

@@ -16,6 +16,8 @@ from benchmark.method import Method
 METHODS: dict[str, str] = {
     "zero_filled": "methods.zero_filled.adapter:ZeroFilled",
     "cs_wavelet": "methods.cs_wavelet.adapter:CSWavelet",
+    "unet": "methods.unet.adapter:UNet",
+    "e2evarnet": "methods.e2evarnet.adapter:E2EVarNet",
 }
 
 

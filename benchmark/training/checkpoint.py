@@ -1,0 +1,83 @@
+"""Checkpoints: one file with everything a resume needs, written atomically, read with ``weights_only``.
+
+Contents: format version, method, profile, the method's config and the training config as plain
+values, model and EMA state, optimizer and scheduler state, step, best validation score and RNG
+state. Loading refuses a file for another method, another format or a different config (so a
+checkpoint can never silently run with the wrong architecture), and a file that is not a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from benchmark.errors import BenchmarkError
+from benchmark.io import atomic_path, sha256_file
+
+FORMAT_VERSION = 1
+CHECKPOINT_ROOT = Path(__file__).resolve().parents[2] / "results" / "checkpoints"
+MANIFEST = CHECKPOINT_ROOT / "manifest.json"
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> Path:
+    """Write ``payload`` (plus the format version) atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"format_version": FORMAT_VERSION, **payload}, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path, method: str, config: dict | None = None) -> dict:
+    """Read a checkpoint for ``method``; ``config`` (plain values) must match the stored one if given."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchmarkError(f"checkpoint {path} not found")
+    _verify_manifest(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means "not a usable checkpoint"
+        raise BenchmarkError(f"{path} is not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        found = payload.get("format_version") if isinstance(payload, dict) else "?"
+        raise BenchmarkError(f"{path}: checkpoint format {found}, expected {FORMAT_VERSION}")
+    if payload.get("method") != method:
+        raise BenchmarkError(f"{path} is a checkpoint of {payload.get('method')!r}, not {method!r}")
+    if config is not None and plain_values(payload.get("config")) != plain_values(config):
+        stored = payload.get("config") or {}
+        diff = sorted(
+            k for k in set(stored) | set(config) if plain_values(stored.get(k)) != plain_values(config.get(k))
+        )
+        raise BenchmarkError(f"{path} was trained with a different {method} config (differs in: {', '.join(diff)})")
+    return payload
+
+
+def plain_values(value):
+    """Tuples and lists compare equal (JSON and torch.save round-trip tuples differently)."""
+    if isinstance(value, dict):
+        return {k: plain_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_values(v) for v in value]
+    return value
+
+
+def _verify_manifest(path: Path) -> None:
+    """A shipped checkpoint must still have the sha256 its manifest records (catches tampering)."""
+    if not MANIFEST.is_file():
+        return
+    entries = json.loads(MANIFEST.read_text())
+    try:
+        key = path.resolve().relative_to(CHECKPOINT_ROOT).as_posix()
+    except ValueError:
+        return  # not a shipped checkpoint
+    if key in entries and sha256_file(path) != entries[key]["sha256"]:
+        raise BenchmarkError(f"{path} does not match the sha256 in {MANIFEST.name} (modified or corrupt)")
+
+
+def record_shipped(path: Path, command: str, data_hash: str, git_commit: str) -> None:
+    """Add or update a shipped checkpoint's manifest entry."""
+    entries = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
+    key = path.resolve().relative_to(CHECKPOINT_ROOT).as_posix()
+    entries[key] = {"sha256": sha256_file(path), "command": command, "data_hash": data_hash, "git_commit": git_commit}
+    with atomic_path(MANIFEST) as tmp:
+        tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")

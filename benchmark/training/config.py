@@ -1,0 +1,27 @@
+"""Training hyperparameters per method and profile (frozen; recorded in every checkpoint)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 300
+    batch_size: int = 2  # per process; the global batch is batch_size x world size
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 20
+    schedule: str = "cosine"  # or "linear" (decay to zero after warm-up)
+    grad_clip: float = 1.0
+    ema_decay: float | None = None
+    val_every: int = 100
+    val_slices: int = 12  # validation slices per protocol (fixed, seeded masks)
+    log_every: int = 10
+    seed: int = 0
+    bf16: bool = True  # autocast on CUDA only
+    tf32: bool = True
+    acceleration: int = 32
+    #: Mask policy, identical for every method: one model for all four protocols, one protocol drawn per step.
+    mask_policy: str = "all_protocols_per_step"

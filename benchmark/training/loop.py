@@ -1,0 +1,272 @@
+"""``python -m benchmark train METHOD``: one loop for every learned method, single process or torchrun DDP.
+
+The method supplies ``build_model`` and ``loss``; the loop does the rest: AdamW with warm-up and a
+cosine or linear schedule, gradient clipping, optional EMA (``torch.optim.swa_utils``), bf16 autocast
+and TF32 on CUDA, validation SSIM (paper protocol) selecting the best checkpoint, a CSV log, and
+atomic checkpoints that resume bit for bit on the CPU.
+
+Determinism across resumes and ranks: the slice order is ``DistributedSampler``'s permutation for
+(seed, epoch); each step draws one mask protocol from (seed, step) for every rank, and each slice's mask
+from (seed, step, slice index). Under torchrun every rank sees different slices with identical masks
+rules, gradients are averaged by DDP, and only rank 0 validates, logs and writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from benchmark.data import LoadOptions, SliceDataset, dataset_files, verify_dataset
+from benchmark.errors import BenchmarkError, InputError
+from benchmark.io import atomic_path
+from benchmark.masks import get_protocol, make_mask, mask_seed
+from benchmark.method import LearnedMethod, ReconBatch
+from benchmark.metrics.base import ScoringBatch
+from benchmark.metrics.pixel import SSIM
+from benchmark.registry import get_method_class
+from benchmark.runner.environment import git_commit, resolve_device
+from benchmark.training.checkpoint import (
+    CHECKPOINT_ROOT,
+    load_checkpoint,
+    plain_values,
+    record_shipped,
+    save_checkpoint,
+)
+from benchmark.training.config import TrainConfig
+
+PROTOCOLS = ("cartesian_x", "cartesian_y", "gaussian_2d", "radial")
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    method: str
+    profile: str
+    data: Path
+    out: Path
+    masks: tuple[str, ...] = PROTOCOLS
+    device: str = "auto"
+    resume: bool = False
+    steps: int | None = None  # override the profile's step count (tests, quick checks)
+    size: tuple[int, int] = (256, 256)
+    ship: bool = False
+
+
+def _derived_seed(*parts) -> int:
+    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "little")
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); joins the process group torchrun describes in the environment."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def make_batch(dataset: SliceDataset, indices: list[int], masks: list[torch.Tensor], protocol: str, acceleration: int):
+    """Stack slices and their masks into a ``ReconBatch`` plus the target magnitude ``(B, H, W)``."""
+    items = [dataset[i] for i in indices]
+    mask = torch.stack(masks)
+    kspace = torch.stack([item["kspace"] for item in items]) * mask[:, None]
+    batch = ReconBatch(kspace, mask, torch.stack([item["maps"] for item in items]), protocol, acceleration)
+    return batch, torch.stack([item["target"] for item in items])
+
+
+def training_masks(config: TrainConfig, step: int, indices: list[int], protocols, shape) -> tuple[str, list]:
+    protocol = protocols[_derived_seed(config.seed, "protocol", step) % len(protocols)]
+    masks = [make_mask(protocol, shape, config.acceleration, _derived_seed(config.seed, step, i)) for i in indices]
+    return protocol, masks
+
+
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """Linear warm-up to 1, then cosine or linear decay to 0 at ``config.steps``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    if config.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return max(0.0, 1 - progress)
+
+
+class Trainer:
+    """State of one training run (model, optimizer, schedule, EMA, step) and its loop."""
+
+    def __init__(self, request: TrainRequest) -> None:
+        self.request = request
+        self.device = resolve_device(request.device)
+        self.rank, self.world = init_distributed(self.device)
+        cls = get_method_class(request.method)
+        if not issubclass(cls, LearnedMethod):
+            raise InputError(f"{request.method} has nothing to train")
+        for name in request.masks:
+            get_protocol(name)
+        base = cls.train_configs[request.profile]
+        self.config = base if request.steps is None else TrainConfig(**{**asdict(base), "steps": request.steps})
+        torch.manual_seed(self.config.seed)  # identical initial weights on every rank
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.config.tf32
+        self.method = cls(request.profile, self.device, for_training=True)
+        self.model = self.method.model
+        self.data_hash = verify_dataset(request.data)
+        options = LoadOptions(size=request.size)
+        self.train_set = SliceDataset(dataset_files(request.data, "train"), options)
+        self.val_set = SliceDataset(dataset_files(request.data, "val"), options)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=self.config.lr, betas=self.config.betas, weight_decay=self.config.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(self.config, s))
+        decay = self.config.ema_decay
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay else None
+        self.step, self.best, self.log_rows = 0, -math.inf, []
+        if request.resume and (request.out / "last.pt").exists():
+            self._restore(request.out / "last.pt")
+        if self.world > 1:
+            self.method.model = DistributedDataParallel(self.model)
+
+    def payload(self, with_optimizer: bool = True) -> dict:
+        payload = {
+            "method": self.request.method,
+            "profile": self.request.profile,
+            "config": self.method.config_record(),
+            "train_config": asdict(self.config),
+            "model": self.model.state_dict(),
+            "ema": {k.removeprefix("module."): v for k, v in self.ema.state_dict().items() if k != "n_averaged"}
+            if self.ema
+            else None,
+            "step": self.step,
+            "best_val_ssim": self.best,
+            "data_hash": self.data_hash,
+        }
+        if with_optimizer:
+            payload |= {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "ema_full": self.ema.state_dict() if self.ema else None,
+                "rng_torch": torch.get_rng_state(),
+                "log": self.log_rows,
+            }
+        return payload
+
+    def _restore(self, path: Path) -> None:
+        payload = load_checkpoint(path, self.request.method, self.method.config_record())
+        if plain_values(payload["train_config"]) != plain_values(asdict(self.config)):
+            raise BenchmarkError(f"{path} was written with a different training config; use another --out")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        if self.ema:
+            self.ema.load_state_dict(payload["ema_full"])
+        torch.set_rng_state(payload["rng_torch"])
+        self.step, self.best, self.log_rows = payload["step"], payload["best_val_ssim"], list(payload["log"])
+
+    def fit(self) -> Path:
+        config, request = self.config, self.request
+        sampler = DistributedSampler(
+            self.train_set, num_replicas=self.world, rank=self.rank, shuffle=True, seed=config.seed, drop_last=True
+        )
+        steps_per_epoch = len(sampler) // config.batch_size
+        if steps_per_epoch == 0:
+            raise BenchmarkError(
+                f"the train split has {len(self.train_set)} slices, too few for {config.batch_size} x {self.world}"
+            )
+        shape = tuple(self.train_set[0]["target"].shape)
+        progress = tqdm(total=config.steps, initial=self.step, desc=f"train {request.method}", disable=self.rank != 0)
+        while self.step < config.steps:
+            epoch, position = divmod(self.step, steps_per_epoch)
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            for start in range(position * config.batch_size, steps_per_epoch * config.batch_size, config.batch_size):
+                if self.step >= config.steps:
+                    break
+                loss = self._train_step(order[start : start + config.batch_size], shape)
+                progress.update()
+                progress.set_postfix(loss=f"{loss:.4g}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+                if self.step % config.log_every == 0:
+                    self.log_rows.append({"step": self.step, "loss": loss, "lr": self.scheduler.get_last_lr()[0]})
+                if self.step % config.val_every == 0 or self.step == config.steps:
+                    self._validate_and_save()
+        progress.close()
+        best = request.out / "best.pt"
+        if self.rank == 0 and request.ship:
+            self._ship(best)
+        return best
+
+    def _train_step(self, indices: list[int], shape) -> float:
+        protocol, masks = training_masks(self.config, self.step, indices, self.request.masks, shape)
+        batch, target = make_batch(self.train_set, indices, masks, protocol, self.config.acceleration)
+        batch, target = batch.to(self.device), target.to(self.device)
+        self.method.train_mode(True)
+        autocast = self.device.type == "cuda" and self.config.bf16
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = self.method.loss(batch, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema:
+            self.ema.update_parameters(self.model)
+        self.step += 1
+        return float(loss.detach())
+
+    def validate(self) -> float:
+        """Mean SSIM (paper protocol) over the first ``val_slices`` val slices x each protocol, fixed masks."""
+        wrapped = self.method.model
+        # The bare (or EMA) module: a DDP wrapper may not run forward on rank 0 alone.
+        self.method.model = self.ema.module if self.ema else self.model
+        self.method.train_mode(False)
+        scores = []
+        count = min(self.config.val_slices, len(self.val_set))
+        shape = tuple(self.val_set[0]["target"].shape)
+        with torch.no_grad():
+            for protocol in self.request.masks:
+                for index in range(count):
+                    path, slice_index = self.val_set.index[index]
+                    mask = make_mask(protocol, shape, self.config.acceleration, mask_seed(path.name, slice_index))
+                    batch, target = make_batch(self.val_set, [index], [mask], protocol, self.config.acceleration)
+                    recon = self.method.reconstruct(batch.to(self.device)).abs().float().cpu()
+                    scores.append(SSIM("paper")(ScoringBatch(recon, target, target.amax().reshape(1))).item())
+        self.method.model = wrapped
+        return sum(scores) / len(scores)
+
+    def _validate_and_save(self) -> None:
+        if self.rank == 0:
+            score = self.validate()
+            self.log_rows.append({"step": self.step, "val_ssim": score})
+            out = self.request.out
+            save_checkpoint(out / "last.pt", self.payload())
+            if score > self.best:
+                self.best = score
+                save_checkpoint(out / "best.pt", self.payload(with_optimizer=False))
+                save_checkpoint(out / "last.pt", self.payload())  # records the new best for a resume
+            with atomic_path(out / "log.csv") as tmp:
+                pd.DataFrame(self.log_rows).to_csv(tmp, index=False)
+        if self.world > 1:
+            dist.barrier()
+
+    def _ship(self, best: Path) -> None:
+        target = CHECKPOINT_ROOT / self.request.method / f"{self.request.profile}.pt"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(best, tmp)
+        command = f"python -m benchmark train {self.request.method} --profile {self.request.profile} --ship"
+        record_shipped(target, command, self.data_hash, git_commit())
+
+
+def train(request: TrainRequest) -> Path:
+    request.out.mkdir(parents=True, exist_ok=True)
+    if not request.resume and (request.out / "last.pt").exists():
+        raise BenchmarkError(f"{request.out} already holds a training run; pass --resume or choose another --out")
+    return Trainer(request).fit()

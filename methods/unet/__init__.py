@@ -1,0 +1,1 @@
+"""fastMRI's U-Net baseline (``fastmri.models.Unet``) on the zero-filled coil-combined image."""
