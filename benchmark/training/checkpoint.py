@@ -8,6 +8,7 @@ checkpoint can never silently run with the wrong architecture), and a file that 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -22,10 +23,25 @@ MANIFEST = CHECKPOINT_ROOT / "manifest.json"
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
-    """Write ``payload`` (plus the format version) atomically."""
+    """Write ``payload`` (plus the format version and a digest of its weights) atomically."""
+    digest = weights_digest(payload)
     with atomic_path(path) as tmp:
-        torch.save({"format_version": FORMAT_VERSION, **payload}, tmp)
+        torch.save({"format_version": FORMAT_VERSION, **payload, "weights_sha256": digest}, tmp)
     return Path(path)
+
+
+def weights_digest(payload: dict) -> str:
+    """sha256 over the names and bytes of the model (and EMA) tensors.
+
+    torch's zip reader does not check the data it reads, so a flipped byte inside a tensor would load
+    silently; this digest makes any change to the weights an error.
+    """
+    digest = hashlib.sha256()
+    for part in ("model", "ema"):
+        for name, tensor in sorted((payload.get(part) or {}).items()):
+            digest.update(f"{part}.{name}".encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_checkpoint(path: str | Path, method: str, config: dict | None = None) -> dict:
@@ -41,6 +57,8 @@ def load_checkpoint(path: str | Path, method: str, config: dict | None = None) -
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         found = payload.get("format_version") if isinstance(payload, dict) else "?"
         raise BenchmarkError(f"{path}: checkpoint format {found}, expected {FORMAT_VERSION}")
+    if payload.get("weights_sha256") != weights_digest(payload):
+        raise BenchmarkError(f"{path}: its weights do not match their recorded digest (modified or corrupt)")
     if payload.get("method") != method:
         raise BenchmarkError(f"{path} is a checkpoint of {payload.get('method')!r}, not {method!r}")
     if config is not None and plain_values(payload.get("config")) != plain_values(config):

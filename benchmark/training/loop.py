@@ -59,6 +59,8 @@ class TrainRequest:
     device: str = "auto"
     resume: bool = False
     steps: int | None = None  # override the profile's step count (tests, quick checks)
+    batch_size: int | None = None  # override the per-process batch size
+    stop_after: int | None = None  # stop (with a checkpoint) at this step; --resume continues
     size: tuple[int, int] = (256, 256)
     ship: bool = False
 
@@ -112,8 +114,9 @@ class Trainer:
             raise InputError(f"{request.method} has nothing to train")
         for name in request.masks:
             get_protocol(name)
-        base = cls.train_configs[request.profile]
-        self.config = base if request.steps is None else TrainConfig(**{**asdict(base), "steps": request.steps})
+        overrides = {"steps": request.steps, "batch_size": request.batch_size}
+        base = asdict(cls.train_configs[request.profile])
+        self.config = TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
         torch.manual_seed(self.config.seed)  # identical initial weights on every rank
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.config.tf32
@@ -197,6 +200,11 @@ class Trainer:
                     self.log_rows.append({"step": self.step, "loss": loss, "lr": self.scheduler.get_last_lr()[0]})
                 if self.step % config.val_every == 0 or self.step == config.steps:
                     self._validate_and_save()
+                elif self.step == request.stop_after:
+                    self._save_last()
+                if self.step == request.stop_after:
+                    progress.close()
+                    return request.out / "best.pt"
         progress.close()
         best = request.out / "best.pt"
         if self.rank == 0 and request.ship:
@@ -240,6 +248,12 @@ class Trainer:
                     scores.append(SSIM("paper")(ScoringBatch(recon, target, target.amax().reshape(1))).item())
         self.method.model = wrapped
         return sum(scores) / len(scores)
+
+    def _save_last(self) -> None:
+        if self.rank == 0:
+            save_checkpoint(self.request.out / "last.pt", self.payload())
+        if self.world > 1:
+            dist.barrier()
 
     def _validate_and_save(self) -> None:
         if self.rank == 0:

@@ -1,0 +1,209 @@
+"""The shared training loop and the library baselines: overfitting, data consistency, exact resume,
+checkpoint integrity, output contracts and DDP equivalence."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from fastmri.models.varnet import VarNetBlock
+
+from benchmark.data import LoadOptions, SliceDataset, dataset_files
+from benchmark.errors import BenchmarkError
+from benchmark.masks import make_mask
+from benchmark.method import ReconBatch
+from benchmark.physics import fft2c, ifft2c, rss
+from benchmark.registry import get_method_class
+from benchmark.training import checkpoint as checkpoint_module
+from benchmark.training.checkpoint import load_checkpoint, record_shipped
+from benchmark.training.loop import Trainer, TrainRequest
+
+LEARNED = ["unet", "e2evarnet"]
+CPU = torch.device("cpu")
+
+
+def small_batch(small_embedded, protocol="cartesian_y", count=2):
+    dataset = SliceDataset(dataset_files(small_embedded, "train")[:1], LoadOptions(size=(64, 64)))
+    items = [dataset[i] for i in range(count)]
+    mask = torch.stack([make_mask(protocol, (64, 64), 4, seed=i) for i in range(count)])
+    kspace = torch.stack([item["kspace"] for item in items]) * mask[:, None]
+    batch = ReconBatch(kspace, mask, torch.stack([item["maps"] for item in items]), protocol, 4)
+    return batch, torch.stack([item["target"] for item in items])
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_reconstruct_returns_one_image_per_slice(name, small_embedded):
+    method = get_method_class(name)("tiny", CPU, for_training=True)
+    batch, target = small_batch(small_embedded)
+    with torch.no_grad():
+        output = method.reconstruct(batch)
+    assert output.shape == target.shape
+    assert output.dtype in (torch.float32, torch.complex64)
+    assert torch.isfinite(output).all()
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_overfitting_one_batch_cuts_the_loss_tenfold(name, small_embedded):
+    torch.manual_seed(0)
+    method = get_method_class(name)("tiny", CPU, for_training=True)
+    batch, target = small_batch(small_embedded, count=1)
+    optimizer = torch.optim.Adam(method.model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(300):
+        loss = method.loss(batch, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert min(losses[-10:]) < losses[0] / 10, (losses[0], losses[-10:])
+
+
+class ZeroRegularizer(torch.nn.Module):
+    def forward(self, image):
+        return torch.zeros_like(image)
+
+
+def test_varnet_block_keeps_measured_kspace_at_sampled_locations():
+    # One cascade with dc_weight 1 and no regulariser: a pure data-consistency step, so the k-space at
+    # sampled locations becomes the measurement and unsampled locations keep the current estimate.
+    generator = torch.Generator().manual_seed(0)
+    block = VarNetBlock(ZeroRegularizer())
+    block.dc_weight.data.fill_(1.0)
+    current = torch.randn(1, 4, 16, 16, 2, generator=generator)
+    measured = torch.randn(1, 4, 16, 16, 2, generator=generator)
+    mask = torch.rand(1, 1, 16, 16, 1, generator=generator) < 0.3
+    measured = measured * mask
+    maps = torch.randn(1, 4, 16, 16, 2, generator=generator)
+    output = block(current, measured, mask, maps)
+    sampled = mask.expand_as(output)
+    torch.testing.assert_close(output[sampled], measured[sampled])
+    torch.testing.assert_close(output[~sampled], current[~sampled])
+
+
+def test_e2evarnet_adapter_passes_kspace_and_mask_in_fastmri_layout(small_embedded):
+    # With every cascade reduced to exact data consistency, the output is the RSS of the zero-filled
+    # coil images: the adapter hands VarNet the measured k-space and a mask aligned with it.
+    method = get_method_class("e2evarnet")("tiny", CPU, for_training=True)
+    for cascade in method.model.cascades:
+        cascade.model = ZeroRegularizer()
+        cascade.dc_weight.data.fill_(1.0)
+    batch, _ = small_batch(small_embedded, protocol="radial")
+    with torch.no_grad():
+        output = method.reconstruct(batch)
+    torch.testing.assert_close(output, rss(ifft2c(batch.kspace)).float(), atol=1e-5, rtol=1e-4)
+    assert torch.allclose(
+        fft2c(ifft2c(batch.kspace))[~batch.mask[:, None].expand_as(batch.kspace)].abs().max(),
+        torch.tensor(0.0),
+        atol=1e-5,
+    )
+
+
+def request_for(data, out, **overrides):
+    settings = dict(method="unet", profile="tiny", data=data, out=out, device="cpu", steps=4, size=(64, 64))
+    settings.update(overrides)
+    return TrainRequest(**settings)
+
+
+def test_resume_is_bit_for_bit(small_embedded, tmp_path):
+    straight = Trainer(request_for(small_embedded, tmp_path / "straight"))
+    straight.fit()
+    first = Trainer(request_for(small_embedded, tmp_path / "split", stop_after=2))
+    first.fit()
+    resumed = Trainer(request_for(small_embedded, tmp_path / "split", resume=True))
+    assert resumed.step == 2
+    resumed.fit()
+    for (key, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), key
+
+
+def test_checkpoint_refuses_config_mismatch_foreign_method_and_tampering(small_embedded, tmp_path, monkeypatch):
+    trainer = Trainer(request_for(small_embedded, tmp_path / "run", steps=2))
+    trainer.fit()
+    path = tmp_path / "run" / "best.pt"
+    config = trainer.method.config_record()
+    assert load_checkpoint(path, "unet", config)["step"] == 2
+    with pytest.raises(BenchmarkError, match="different unet config .*chans"):
+        load_checkpoint(path, "unet", {**config, "chans": config["chans"] * 2})
+    with pytest.raises(BenchmarkError, match="checkpoint of 'unet', not 'e2evarnet'"):
+        load_checkpoint(path, "e2evarnet")
+    # Shipped checkpoints are pinned by sha256 in the manifest.
+    monkeypatch.setattr(checkpoint_module, "CHECKPOINT_ROOT", tmp_path)
+    monkeypatch.setattr(checkpoint_module, "MANIFEST", tmp_path / "manifest.json")
+    shipped = tmp_path / "run" / "best.pt"
+    record_shipped(shipped, "test", "hash", "commit")
+    assert load_checkpoint(shipped, "unet", config)
+    data = bytearray(shipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shipped.write_bytes(bytes(data))
+    with pytest.raises(BenchmarkError, match="does not match the sha256"):
+        load_checkpoint(shipped, "unet", config)
+    monkeypatch.setattr(checkpoint_module, "MANIFEST", tmp_path / "absent.json")
+    with pytest.raises(BenchmarkError, match="not a readable checkpoint|do not match their recorded digest"):
+        load_checkpoint(shipped, "unet", config)
+
+
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch, torch.distributed as dist
+    from pathlib import Path
+    from benchmark.training.loop import TrainRequest, Trainer
+    data, out, steps, batch = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    trainer = Trainer(TrainRequest(method="unet", profile="tiny", data=data, out=out, device="cpu", steps=steps,
+                                   batch_size=batch, size=(64, 64)))
+    trainer.fit()
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    torch.save(trainer.model.state_dict(), out / f"rank{rank}.pt")
+    """
+)
+
+
+def test_ddp_two_ranks_agree_and_match_one_process_on_the_same_global_batch(small_embedded, tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+    }
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         str(script), str(small_embedded), str(tmp_path / "ddp"), "3", "1"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run(
+        [sys.executable, str(script), str(small_embedded), str(tmp_path / "single"), "3", "2"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    load = lambda p: torch.load(p, map_location="cpu", weights_only=True)  # noqa: E731
+    rank0, rank1 = load(tmp_path / "ddp" / "rank0.pt"), load(tmp_path / "ddp" / "rank1.pt")
+    reference = load(tmp_path / "single" / "rank0.pt")
+    initial = Trainer(
+        TrainRequest(
+            method="unet",
+            profile="tiny",
+            data=small_embedded,
+            out=tmp_path / "init",
+            device="cpu",
+            steps=1,
+            size=(64, 64),
+        )
+    ).model.state_dict()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+
+    # DDP and one process differ only by floating-point summation order. Adam turns that into visible
+    # differences for the few weights whose gradients are ~0 (their update is noise over noise), so
+    # compare the whole update: the gap must be a small fraction of what training changed.
+    def norm(tensors):
+        return torch.sqrt(sum(t.double().pow(2).sum() for t in tensors)).item()
+
+    update = norm(reference[k] - initial[k] for k in reference)
+    gap = norm(rank0[k] - reference[k] for k in reference)
+    assert update > 0, "training did not change the weights"
+    assert gap < 0.02 * update, (gap, update)
