@@ -18,6 +18,7 @@ METHODS: dict[str, str] = {
     "cs_wavelet": "methods.cs_wavelet.adapter:CSWavelet",
     "unet": "methods.unet.adapter:UNet",
     "e2evarnet": "methods.e2evarnet.adapter:E2EVarNet",
+    "recurrentvarnet": "methods.recurrentvarnet.adapter:RecurrentVarNet",
 }
 
 
