@@ -45,17 +45,11 @@ def _masks(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from benchmark.data import build_embedded, default_data_root
     from benchmark.data.fastmri import LoadOptions
     from benchmark.runner import RunConfig, run_benchmark, summarize
 
     methods = tuple(_split(args.methods))
-    data = Path(args.data) if args.data else default_data_root()
-    if not data.exists():
-        if args.data:
-            raise BenchmarkError(f"data directory {data} does not exist")
-        print(f"no dataset at {data}: building the embedded default (about 30 s)")
-        build_embedded(data)
+    data = _resolve_data(args.data)
     out = Path(args.out) if args.out else Path("results/runs") / f"{args.profile}-{'+'.join(methods)}"
     config = RunConfig(
         methods=methods,
@@ -119,14 +113,9 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from benchmark.data import build_embedded, default_data_root
     from benchmark.training.loop import PROTOCOLS, TrainRequest, train
 
-    data = Path(args.data) if args.data else default_data_root()
-    if not data.exists():
-        if args.data:
-            raise BenchmarkError(f"data directory {data} does not exist")
-        build_embedded(data)
+    data = _resolve_data(args.data)
     out = Path(args.out) if args.out else Path("results/training") / f"{args.method}-{args.profile}"
     request = TrainRequest(
         method=args.method,
@@ -142,6 +131,19 @@ def _train(args: argparse.Namespace) -> None:
     )
     best = train(request)
     print(f"best checkpoint: {best}")
+
+
+def _resolve_data(requested: str | None) -> Path:
+    """The dataset directory: a given one must exist; the default embedded one is built when missing."""
+    from benchmark.data import build_embedded, default_data_root
+
+    data = Path(requested) if requested else default_data_root()
+    if not data.exists():
+        if requested:
+            raise BenchmarkError(f"data directory {data} does not exist")
+        print(f"no dataset at {data}: building the embedded default (about 30 s)")
+        build_embedded(data)
+    return data
 
 
 def _split(text: str) -> list[str]:

@@ -3,18 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import numpy_fft2c, numpy_ifft2c
 
 from benchmark.physics import fft2c, ifft2c
-
-
-def numpy_fft2c(array: np.ndarray) -> np.ndarray:
-    shifted = np.fft.ifftshift(array, axes=(-2, -1))
-    return np.fft.fftshift(np.fft.fft2(shifted, axes=(-2, -1), norm="ortho"), axes=(-2, -1))
-
-
-def numpy_ifft2c(array: np.ndarray) -> np.ndarray:
-    shifted = np.fft.ifftshift(array, axes=(-2, -1))
-    return np.fft.fftshift(np.fft.ifft2(shifted, axes=(-2, -1), norm="ortho"), axes=(-2, -1))
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 16, 16), (5, 17, 12), (9, 8)])

@@ -6,9 +6,12 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from benchmark.data import default_data_root
+from benchmark.data import LoadOptions, SliceDataset, dataset_files, default_data_root
+from benchmark.masks import make_mask
 from benchmark.metrics.ssim import ssim
+from benchmark.registry import get_method_class
 from benchmark.runner import RunConfig, run_benchmark
+from benchmark.training.loop import make_batch
 
 SKIMAGE_OPTIONS = {
     "uniform": {},
@@ -48,8 +51,6 @@ def test_perf_scoring_pass_zero_filled(benchmark, tmp_path, small_embedded):
     """One full inference + scoring pass of zero_filled over a test split (the embedded one if built)."""
     root = default_data_root()
     data, size = (root, (256, 256)) if (root / "manifest.json").exists() else (small_embedded, (64, 64))
-    from benchmark.data import LoadOptions
-
     counter = iter(range(1000))
 
     def one_pass():
@@ -66,3 +67,24 @@ def test_perf_scoring_pass_zero_filled(benchmark, tmp_path, small_embedded):
 
     table = benchmark.pedantic(one_pass, rounds=1, iterations=1)
     assert table["ssim_paper"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("name", ["unet", "e2evarnet", "recurrentvarnet"])
+def test_perf_training_step(benchmark, name, small_embedded):
+    """One optimisation step of a tiny model (batch 2) on the embedded data if built, else the small set."""
+    root = default_data_root()
+    data, size = (root, (256, 256)) if (root / "manifest.json").exists() else (small_embedded, (64, 64))
+    dataset = SliceDataset(dataset_files(data, "train")[:1], LoadOptions(size=size))
+    masks = [make_mask("radial", size, 32, seed) for seed in (0, 1)]
+    batch, target = make_batch(dataset, [0, 1], masks, "radial", 32)
+    method = get_method_class(name)("tiny", torch.device("cpu"), for_training=True)
+    optimizer = torch.optim.AdamW(method.model.parameters(), lr=1e-4)
+
+    def step():
+        loss = method.loss(batch, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    assert np.isfinite(benchmark(step))

@@ -64,6 +64,18 @@ class MaskProtocol(ABC):
         return masks
 
 
+class PointProtocol(MaskProtocol):
+    """A protocol whose sampling units are individual k-space points (flat indices into ``(H, W)``)."""
+
+    def num_units(self, shape: tuple[int, int]) -> int:
+        return shape[0] * shape[1]
+
+    def units_to_mask(self, units: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        mask = np.zeros(shape[0] * shape[1], dtype=bool)
+        mask[units] = True
+        return mask.reshape(shape)
+
+
 def _exact_count(total: int, acceleration: float, name: str) -> int:
     if not acceleration >= 1:
         raise InputError(f"{name}: acceleration must be >= 1, got {acceleration}")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from benchmark.masks.base import MaskProtocol
+from benchmark.masks.base import PointProtocol
 
 #: Standard deviation of the sampling density as a fraction of each k-space dimension. The paper does
 #: not state it; 0.1 keeps the centre densely sampled at R=32 (about half the points within 1 sigma)
@@ -20,21 +20,13 @@ from benchmark.masks.base import MaskProtocol
 SIGMA_FRACTION = 0.1
 
 
-class Gaussian2D(MaskProtocol):
+class Gaussian2D(PointProtocol):
     """Points drawn without replacement from a 2-D Gaussian density centred on the k-space centre."""
 
     name = "gaussian_2d"
 
     def __init__(self, sigma_fraction: float = SIGMA_FRACTION) -> None:
         self.sigma_fraction = sigma_fraction
-
-    def num_units(self, shape: tuple[int, int]) -> int:
-        return shape[0] * shape[1]
-
-    def units_to_mask(self, units: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        mask = np.zeros(shape[0] * shape[1], dtype=bool)
-        mask[units] = True
-        return mask.reshape(shape)
 
     def density(self, shape: tuple[int, int]) -> np.ndarray:
         """Unnormalised sampling weight of each point, ``(H, W)``, peak 1 at ``(H // 2, W // 2)``."""

@@ -14,23 +14,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from benchmark.masks.base import MaskProtocol
+from benchmark.masks.base import PointProtocol
 
 GOLDEN_ANGLE = math.pi / ((1 + math.sqrt(5)) / 2)
 
 
-class Radial(MaskProtocol):
+class Radial(PointProtocol):
     """Golden-angle radial spokes rasterised on the Cartesian grid plus a random top-up."""
 
     name = "radial"
-
-    def num_units(self, shape: tuple[int, int]) -> int:
-        return shape[0] * shape[1]
-
-    def units_to_mask(self, units: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        mask = np.zeros(shape[0] * shape[1], dtype=bool)
-        mask[units] = True
-        return mask.reshape(shape)
 
     def _nested_selection(
         self, shape: tuple[int, int], counts: Sequence[int], rng: np.random.Generator
