@@ -189,7 +189,8 @@ def test_figure_has_one_panel_per_method_plus_truth(tmp_path):
 @pytest.fixture(scope="module")
 def small_run(small_embedded, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "ci-small"
-    config = RunConfig(methods=("zero_filled", "cs_wavelet"), masks=MASKS, contrasts=("T1", "T2", "FLAIR"),
+    methods = ("zero_filled", "cs_wavelet", "unet", "e2evarnet", "recurrentvarnet")  # every shipped method
+    config = RunConfig(methods=methods, masks=MASKS, contrasts=("T1", "T2", "FLAIR"),
                        data=small_embedded, out=out, device="cpu", load=LoadOptions(size=(64, 64)))  # fmt: skip
     run_benchmark(config)
     return out
