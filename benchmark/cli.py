@@ -67,8 +67,7 @@ def _run(args: argparse.Namespace) -> None:
     )
     print(f"run directory: {out}")
     table = run_benchmark(config, resume=args.resume)
-    with pd_display():
-        print(summarize(table, protocol=args.protocol).to_string())
+    print(summarize(table, protocol=args.protocol).to_string(max_rows=500))
     print(f"per-image table: {out / 'metrics.csv'} ({len(table)} rows); SSIM/PSNR protocol shown: {args.protocol}")
 
 
@@ -148,12 +147,6 @@ def _resolve_data(requested: str | None) -> Path:
 
 def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def pd_display():
-    import pandas as pd
-
-    return pd.option_context("display.width", 200, "display.max_rows", 500)
 
 
 def build_parser() -> argparse.ArgumentParser:

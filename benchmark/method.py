@@ -19,6 +19,7 @@ import torch
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import sha256_file
 from benchmark.physics import MultiCoilOperator
+from benchmark.training.checkpoint import CHECKPOINT_ROOT, load_checkpoint
 
 PROFILES = ("tiny", "paper")
 
@@ -100,8 +101,6 @@ class LearnedMethod(Method):
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
     ) -> None:
-        from benchmark.training.checkpoint import CHECKPOINT_ROOT, load_checkpoint
-
         if checkpoint is None and not for_training:
             checkpoint = CHECKPOINT_ROOT / self.name / f"{profile}.pt"
         super().__init__(profile, device, None if for_training else checkpoint, for_training)

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 import h5py
 import numpy as np
@@ -33,8 +34,6 @@ def test_files_follow_the_fastmri_multicoil_layout(small_embedded):
         assert handle.attrs["norm"] == pytest.approx(np.linalg.norm(rss), rel=1e-5)
         assert handle.attrs["acquisition"] == "AXT2" and handle.attrs["patient_id"] == "sub02"
         # fastMRI's own header parser reads our encoded/recon sizes.
-        import xml.etree.ElementTree as ET
-
         root = ET.fromstring(handle["ismrmrd_header"][()])
         enc = ["encoding", "encodedSpace", "matrixSize"]
         assert int(et_query(root, enc + ["x"])) == 64 and int(et_query(root, enc + ["y"])) == 64

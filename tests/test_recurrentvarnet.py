@@ -26,7 +26,7 @@ def test_block_without_regularizer_is_exact_data_consistency():
     assert state.shape == (2, 4, 16, 16, 1)
 
 
-def test_regularizer_changes_unsampled_kspace_when_trained_weights_are_nonzero():
+def test_regularizer_fills_unsampled_kspace():
     torch.manual_seed(1)
     model = RecurrentVarNet(
         num_steps=2, hidden_channels=4, num_layers=1, initializer_channels=(4, 4), initializer_dilations=(1, 2)

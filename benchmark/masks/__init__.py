@@ -10,7 +10,6 @@ for every R on the ladder, so NASP and every baseline see the same R=32 mask for
 from __future__ import annotations
 
 import difflib
-import hashlib
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ from benchmark.masks.base import HIERARCHY_ACCELERATIONS, MaskProtocol
 from benchmark.masks.cartesian import CartesianX, CartesianY
 from benchmark.masks.gaussian import Gaussian2D
 from benchmark.masks.radial import Radial
+from benchmark.seeds import derive_seed
 
 PROTOCOLS: dict[str, type[MaskProtocol]] = {cls.name: cls for cls in (CartesianX, CartesianY, Gaussian2D, Radial)}
 
@@ -60,5 +60,4 @@ def make_mask_hierarchy(protocol: str, shape: tuple[int, int], seed: int) -> dic
 
 def mask_seed(file_name: str | Path, slice_index: int) -> int:
     """Seed derived from a data file's base name and slice index (independent of its directory)."""
-    key = f"{Path(file_name).name}:{int(slice_index)}".encode()
-    return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
+    return derive_seed(Path(file_name).name, int(slice_index))

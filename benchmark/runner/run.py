@@ -14,7 +14,6 @@ the same table with no duplicate rows. A resumed run must have the same configur
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -34,6 +33,7 @@ from benchmark.registry import check_method_name, get_method_class
 from benchmark.runner.config import RunConfig
 from benchmark.runner.environment import device_name, git_commit, library_versions, resolve_device
 from benchmark.runner.units import Unit, infer_unit, load_volume, score_unit
+from benchmark.seeds import derive_seed
 
 RUN_FILE = "run.json"
 TABLE_FILE = "metrics.csv"
@@ -89,7 +89,7 @@ def _run_units(config, units, methods, metrics, device, metadata) -> None:
             volumes[unit.file] = load_volume(unit.file, config.load)
         volume = volumes[unit.file]
         if not unit.recon_path(config.out).exists():
-            _seed_everything(_unit_seed(config.seed, unit))
+            _seed_everything(derive_seed(config.seed, unit.method, unit.mask, unit.file.name))
             infer_unit(
                 unit, config.out, methods[unit.method], volume, config.acceleration, config.batch_size, device,
                 warm_up=unit.method not in warmed,
@@ -131,12 +131,6 @@ def _prepare_out_dir(config: RunConfig, resume: bool) -> None:
 def _write_json(path: Path, payload: dict) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _unit_seed(seed: int, unit: Unit) -> int:
-    """A seed per unit, independent of the order units run in (so a resumed run draws the same numbers)."""
-    key = f"{seed}:{unit.method}:{unit.mask}:{unit.file.name}".encode()
-    return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
 
 
 def _seed_everything(seed: int) -> None:

@@ -13,7 +13,6 @@ rules, gradients are averaged by DDP, and only rank 0 validates, logs and writes
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import shutil
@@ -37,6 +36,7 @@ from benchmark.metrics.base import ScoringBatch
 from benchmark.metrics.pixel import SSIM
 from benchmark.registry import get_method_class
 from benchmark.runner.environment import git_commit, resolve_device
+from benchmark.seeds import derive_seed
 from benchmark.training.checkpoint import (
     CHECKPOINT_ROOT,
     load_checkpoint,
@@ -65,10 +65,6 @@ class TrainRequest:
     ship: bool = False
 
 
-def _derived_seed(*parts) -> int:
-    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "little")
-
-
 def init_distributed(device: torch.device) -> tuple[int, int]:
     """(rank, world size); joins the process group torchrun describes in the environment."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -87,8 +83,8 @@ def make_batch(dataset: SliceDataset, indices: list[int], masks: list[torch.Tens
 
 
 def training_masks(config: TrainConfig, step: int, indices: list[int], protocols, shape) -> tuple[str, list]:
-    protocol = protocols[_derived_seed(config.seed, "protocol", step) % len(protocols)]
-    masks = [make_mask(protocol, shape, config.acceleration, _derived_seed(config.seed, step, i)) for i in indices]
+    protocol = protocols[derive_seed(config.seed, "protocol", step) % len(protocols)]
+    masks = [make_mask(protocol, shape, config.acceleration, derive_seed(config.seed, step, i)) for i in indices]
     return protocol, masks
 
 
