@@ -95,6 +95,53 @@ def test_cartesian_outer_lines_are_equispaced():
     assert np.median(gaps) == pytest.approx(256 / 22, abs=1)
 
 
+def centre_run(lines: list[int], num_lines: int) -> tuple[int, int]:
+    """First and last index of the contiguous run of sampled lines that contains the DC line ``N // 2``."""
+    sampled = set(lines)
+    assert num_lines // 2 in sampled, "the DC line must be sampled"
+    first = last = num_lines // 2
+    while first - 1 in sampled:
+        first -= 1
+    while last + 1 in sampled:
+        last += 1
+    return first, last
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (320, 320), (256, 320)])
+@pytest.mark.parametrize("protocol", ["cartesian_x", "cartesian_y"])
+def test_every_cartesian_level_is_equispaced(protocol, shape):
+    """Each ladder level, not only the coarsest, has outer gaps within 0.5..1.5 of its ideal spacing.
+
+    The ideal spacing is ``(N - c) / (n - c)`` with ``c`` the length of the measured centre run (the
+    contiguous sampled lines around ``N // 2``). Ignored: gaps of 1 and the two gaps touching the centre run.
+    """
+    num_lines = shape[1] if protocol == "cartesian_y" else shape[0]
+    failures = []
+    for seed in range(10):
+        hierarchy = make_mask_hierarchy(protocol, shape, seed)
+        finer_lines = None
+        for acceleration in reversed(HIERARCHY_ACCELERATIONS):  # finest first, so each level checks nesting
+            mask = hierarchy[acceleration]
+            is_sampled = mask.any(dim=0) if protocol == "cartesian_y" else mask.any(dim=1)
+            lines = torch.nonzero(is_sampled).flatten().tolist()
+            count = round(num_lines / acceleration)
+            assert len(lines) == count, f"seed {seed}, R={acceleration}: {len(lines)} lines, not {count}"
+            assert finer_lines is None or set(lines) <= finer_lines, f"seed {seed}: R={acceleration} not nested"
+            finer_lines = set(lines)
+            first, last = centre_run(lines, num_lines)
+            centre = last - first + 1
+            assert centre >= max(1, round(0.32 * count)), f"seed {seed}, R={acceleration}: centre of {centre}"
+            ideal = (num_lines - centre) / (count - centre)
+            ratios = [
+                (right - left) / ideal
+                for left, right in zip(lines, lines[1:], strict=False)
+                if right - left > 1 and right != first and left != last
+            ]
+            if ratios and (min(ratios) < 0.5 or max(ratios) > 1.5):
+                failures.append(f"seed {seed} R={acceleration}: gap/ideal {min(ratios):.2f}..{max(ratios):.2f}")
+    assert not failures, f"{len(failures)} of 50 levels not equispaced: " + "; ".join(failures)
+
+
 def test_gaussian_density_falls_off_from_the_centre():
     mask = make_mask("gaussian_2d", (256, 256), 8, seed=0).double()
     y, x = torch.meshgrid(torch.arange(256) - 128, torch.arange(256) - 128, indexing="ij")

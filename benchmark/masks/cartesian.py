@@ -4,12 +4,24 @@
 undersampling is along the width axis, fastMRI's phase-encoding axis: the paper's "standard" setting.
 ``cartesian_x``: the orientation-swapped variant (whole rows kept).
 
-Per level with ``n = round(N / R)`` lines: a centred block of ``round(0.32 n)`` lines (fastMRI pairs
-centre fraction 0.08 with R=4 and 0.04 with R=8, i.e. 0.32 / R of the lines: about a third of the
-samples) plus outer lines on an equispaced lattice of spacing ``N / (n - centre)`` whose phase is drawn
-from the seed and shared by all levels, so the lattice of R/2 contains the lattice of R. Lines a
-coarser level already holds are kept; when the lattice collides with them, the remaining lines go to the
-widest gaps, which keeps the count exact (the fastMRI#54 failure: an "equispaced" mask off its R).
+Per level with ``n = round(N / R)`` lines: a centred block of ``c = max(1, round(0.32 n))`` lines (fastMRI
+pairs centre fraction 0.08 with R=4 and 0.04 with R=8, i.e. 0.32 / R of the lines: about a third of the
+samples) plus ``n - c`` outer lines spaced about ``(N - c) / (n - c)`` apart. Spacing is measured on the
+"outer circle": the ``N - c`` lines outside the block, read from the block's upper edge around the k-space
+edge (line indices are periodic) back to its lower edge, so the block and the k-space edge are ordinary
+points on it and no hole opens there.
+
+Levels are built coarsest first, each from the one before, so they nest and hit their counts exactly:
+
+* The coarsest level lays ``n - c`` lines on an exact lattice of that spacing; its offset from the block
+  is the only random draw (from the caller's seeded generator).
+* A finer level keeps the coarser lines, grows the block (which may swallow the outer lines nearest it),
+  and fills each gap between consecutive kept outer lines with evenly spaced new lines. The number of
+  new lines per gap is apportioned by the largest-quotient (D'Hondt) rule: each next line goes to the gap
+  whose pieces are currently the longest. With about twice the lines per level, every coarse gap is split
+  about in half, so each level looks equispaced rather than only the coarsest. For N = 256 and 320 every
+  ladder level keeps its outer gaps within 0.5..1.5 of its spacing; a line count that leaves a level fewer
+  new lines than coarse gaps (e.g. N = 218 at R = 8) must leave some coarse gaps whole.
 """
 
 from __future__ import annotations
@@ -43,22 +55,19 @@ class _EquispacedLines(MaskProtocol):
         self, shape: tuple[int, int], counts: Sequence[int], rng: np.random.Generator
     ) -> list[np.ndarray]:
         num_lines = self.num_units(shape)
-        coarsest_outer = max(counts[0] - _centre_size(counts[0]), 1)
-        # One lattice phase for every level: the R/2 lattice then contains the R lattice.
-        phase = rng.random() * num_lines / coarsest_outer
-        selected: list[int] = []
+        # Offset of the first outer line from the block, as a fraction of the first lattice spacing.
+        offset_fraction = rng.random()
+        selected = np.empty(0, dtype=np.int64)
         levels = []
         for count in counts:
-            centre = _centred_block(num_lines, _centre_size(count))
-            _extend(selected, centre, count)
-            outer = count - len(centre)
-            if outer > 0:
-                lattice = np.floor(phase + np.arange(outer) * num_lines / outer).astype(int) % num_lines
-                _extend(selected, _widest_gaps_first(lattice, selected), count)
-            while len(selected) < count:
-                free = np.setdiff1d(np.arange(num_lines), selected)
-                selected.append(int(_widest_gaps_first(free, selected)[0]))
-            levels.append(np.array(selected, dtype=np.int64))
+            block = _centred_block(num_lines, _centre_size(count))
+            # Outer-circle position of line i: steps from the block's upper edge, wrapping at the k-space edge.
+            circle_length = num_lines - len(block)
+            to_circle = (np.arange(num_lines) - (block[-1] + 1)) % num_lines
+            kept = np.sort(to_circle[np.setdiff1d(selected, block)])
+            outer = _fill_outer_circle(kept, circle_length, count - len(block), offset_fraction)
+            selected = np.sort(np.concatenate([block, (outer + block[-1] + 1) % num_lines]))
+            levels.append(selected)
         return levels
 
 
@@ -81,31 +90,36 @@ def _centre_size(count: int) -> int:
 
 
 def _centred_block(num_lines: int, size: int) -> np.ndarray:
-    """Indices of a contiguous block around the DC line ``N // 2``, nearest the centre first."""
+    """Ascending indices of a contiguous block of ``size`` lines around the DC line ``N // 2``.
+
+    A larger block always contains a smaller one, so growing the block keeps levels nested.
+    """
     start = num_lines // 2 - size // 2
-    block = np.arange(start, start + size)
-    return block[np.argsort(np.abs(block - num_lines // 2), kind="stable")]
+    return np.arange(start, start + size)
 
 
-def _extend(selected: list[int], candidates: np.ndarray, count: int) -> None:
-    """Append candidates not yet selected, in order, until ``count`` lines are selected."""
-    chosen = set(selected)
-    for line in candidates.tolist():
-        if len(selected) >= count:
-            return
-        if line not in chosen:
-            selected.append(line)
-            chosen.add(line)
+def _fill_outer_circle(kept: np.ndarray, circle_length: int, total: int, offset_fraction: float) -> np.ndarray:
+    """``total`` positions on a circle of ``circle_length`` slots: ``kept`` plus new ones in its widest gaps.
 
-
-def _widest_gaps_first(candidates: np.ndarray, selected: list[int]) -> np.ndarray:
-    """Unselected candidates ordered by distance to the nearest selected line, farthest first."""
-    candidates = np.setdiff1d(candidates, selected)
-    if not selected:
-        return candidates
-    taken = np.sort(np.asarray(selected))
-    pos = np.searchsorted(taken, candidates)
-    left = np.abs(candidates - taken[np.clip(pos - 1, 0, len(taken) - 1)])
-    right = np.abs(taken[np.clip(pos, 0, len(taken) - 1)] - candidates)
-    distance = np.minimum(left, right)
-    return candidates[np.argsort(-distance, kind="stable")]
+    ``kept`` (sorted, distinct) are the coarser level's lines. With none kept, the first line goes at
+    ``offset_fraction`` of the lattice spacing and the rest split the one remaining gap evenly: a lattice.
+    """
+    if total <= 0:
+        return np.empty(0, dtype=np.int64)
+    if len(kept) == 0:
+        kept = np.array([int(offset_fraction * circle_length / total)])
+    # Gap g runs from kept[g] to the next kept position, the last one around the circle to kept[0].
+    gaps = np.diff(kept, append=kept[0] + circle_length)
+    # D'Hondt apportionment: the k-th new line of gap g (k < gaps[g], so pieces keep one slot at least) bids
+    # gaps[g] / k, the length of the pieces it cuts; the highest bids win. Bids fall with k, so each gap
+    # wins its first lines, and the longest pieces left are as short as the count allows.
+    bid_gap = np.repeat(np.arange(len(gaps)), gaps - 1)
+    nth_line = np.arange(len(bid_gap)) - np.repeat(np.cumsum(gaps - 1) - (gaps - 1), gaps - 1) + 1
+    winners = np.argsort(-gaps[bid_gap] / nth_line, kind="stable")[: total - len(kept)]
+    new_per_gap = np.bincount(bid_gap[winners], minlength=len(gaps))
+    # New line j of k in a gap of length D sits at floor(j * D / (k + 1) + 1/2) past its start, in integers.
+    gap_of_new = np.repeat(np.arange(len(gaps)), new_per_gap)
+    j = np.arange(len(gap_of_new)) - np.repeat(np.cumsum(new_per_gap) - new_per_gap, new_per_gap) + 1
+    length, k = gaps[gap_of_new], new_per_gap[gap_of_new]
+    new = kept[gap_of_new] + (2 * j * length + k + 1) // (2 * (k + 1))
+    return np.concatenate([kept, new % circle_length])
