@@ -12,7 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+from benchmark.data.normalization import NORMALIZATIONS
 from benchmark.errors import BenchmarkError
+
+NORMALIZATION_HELP = (
+    "measured (default): divide by a scale from the R=32 measurements only; slice_max: by the target's "
+    "maximum (the paper authors' pipeline); none"
+)
 
 
 def _prepare(args: argparse.Namespace) -> None:
@@ -45,8 +51,11 @@ def _masks(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from benchmark.data.fastmri import LoadOptions
     from benchmark.runner import RunConfig, run_benchmark, summarize
+    from benchmark.runner.run import VOLUME_TABLE_FILE
 
     methods = tuple(_split(args.methods))
     data = _resolve_data(args.data)
@@ -63,11 +72,14 @@ def _run(args: argparse.Namespace) -> None:
         device=args.device,
         batch_size=args.batch_size,
         seed=args.seed,
-        load=LoadOptions(size=tuple(args.size), target=args.target),
+        load=LoadOptions(size=tuple(args.size), target=args.target, normalization=args.normalization),
+        checkpoints=tuple(_checkpoint_pair(text) for text in args.checkpoint or ()),
+        allow_mismatch=args.allow_mismatch,
     )
     print(f"run directory: {out}")
     table = run_benchmark(config, resume=args.resume)
-    print(summarize(table, protocol=args.protocol).to_string(max_rows=500))
+    volumes = pd.read_csv(out / VOLUME_TABLE_FILE)
+    print(summarize(table, protocol=args.protocol, volumes=volumes).to_string(max_rows=500))
     print(f"per-image table: {out / 'metrics.csv'} ({len(table)} rows); SSIM/PSNR protocol shown: {args.protocol}")
 
 
@@ -125,6 +137,10 @@ def _train(args: argparse.Namespace) -> None:
         device=args.device,
         resume=args.resume,
         steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        stop_after=args.stop_after,
+        normalization=args.normalization,
         size=tuple(args.size),
         ship=args.ship,
     )
@@ -143,6 +159,15 @@ def _resolve_data(requested: str | None) -> Path:
         print(f"no dataset at {data}: building the embedded default (about 30 s)")
         build_embedded(data)
     return data
+
+
+def _checkpoint_pair(text: str) -> tuple[str, Path]:
+    method, sep, path = text.partition("=")
+    if not sep or not method or not path:
+        raise BenchmarkError(f"--checkpoint must look like METHOD=PATH, got {text!r}")
+    if not Path(path).is_file():
+        raise BenchmarkError(f"--checkpoint {method}: {path} is not a file")
+    return method.strip(), Path(path)
 
 
 def _split(text: str) -> list[str]:
@@ -195,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, default=8, help="slices per reconstruct call (default 8)")
     run.add_argument("--seed", type=int, default=0, help="seed for stochastic methods (default 0)")
     run.add_argument("--protocol", default="paper", choices=["paper", "fastmri"], help="protocol for the summary")
+    run.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
+    run.add_argument(
+        "--checkpoint",
+        action="append",
+        metavar="METHOD=PATH",
+        help="score this checkpoint for METHOD instead of the shipped one (repeatable); recorded in run.json",
+    )
+    run.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="score checkpoints trained at another size, R or normalisation (recorded; rows marked in every table)",
+    )
     run.set_defaults(handler=_run)
 
     train = commands.add_parser(
@@ -213,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto")
     train.add_argument("--steps", type=int, help="override the profile's number of steps")
     train.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    train.add_argument("--batch-size", type=int, help="override the profile's per-process batch size")
+    train.add_argument("--seed", type=int, help="override the profile's seed")
+    train.add_argument("--stop-after", type=int, metavar="STEP", help="stop at this step with a checkpoint (--resume)")
+    train.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
     train.add_argument("--ship", action="store_true", help="install best.pt as the shipped checkpoint")
     train.set_defaults(handler=_train)
 

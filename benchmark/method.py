@@ -52,6 +52,10 @@ class Method(ABC):
     configs: ClassVar[dict[str, Any]] = {}
     #: Learned methods need a checkpoint; classical ones do not.
     needs_checkpoint: ClassVar[bool] = False
+    #: True for methods that estimate their own sensitivity maps instead of using the shared ones.
+    estimates_own_maps: ClassVar[bool] = False
+    #: Size, R and normalisation the loaded checkpoint was trained with (``None``: nothing learned).
+    training_setting: dict | None = None
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
@@ -84,6 +88,8 @@ class Method(ABC):
             "config_hash": hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:16],
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
             "checkpoint_sha256": sha256_file(self.checkpoint) if self.checkpoint else None,
+            "training_setting": self.training_setting,
+            "estimates_own_maps": self.estimates_own_maps,
         }
 
 
@@ -108,6 +114,7 @@ class LearnedMethod(Method):
         if not for_training:
             payload = load_checkpoint(self.checkpoint, self.name, self.config_record())
             self.model.load_state_dict(payload["ema"] if payload.get("ema") is not None else payload["model"])
+            self.training_setting = payload["training_setting"]
             self.model.eval()
 
     @abstractmethod

@@ -66,7 +66,28 @@ SMALL_SPEC = EmbeddedSpec(
 )
 
 
+def finished_units(run_dir: Path) -> list[Path]:
+    """The per-image metric files of a run's finished units (one per unit; volume files excluded)."""
+    return [path for path in run_dir.glob("metrics/*/*/*.csv") if not path.name.endswith(".volume.csv")]
+
+
 @pytest.fixture(scope="session")
 def small_embedded(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("embedded") / "data"
     return build_embedded(root, SMALL_SPEC)
+
+
+#: The shipped checkpoints' training setting (256 x 256 at 1 mm, 8 coils) on few slices: CI's drift run.
+CI_SPEC = EmbeddedSpec(
+    shape=(256, 256),
+    pixel_mm=1.0,
+    num_coils=8,
+    slices_per_volume=2,
+    subjects_per_split=(("train", 1), ("val", 1), ("test", 1)),
+)
+
+
+@pytest.fixture(scope="session")
+def ci_embedded(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("embedded-ci") / "data"
+    return build_embedded(root, CI_SPEC)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import sigpy.mri
 import torch
+from conftest import finished_units
 
 from benchmark.data import LoadOptions, dataset_files, read_slice
 from benchmark.errors import BenchmarkError, InputError
@@ -78,7 +79,7 @@ def test_kill_9_then_resume_gives_the_same_table_without_duplicates(small_embedd
     arguments += ["--device", "cpu", "--size", "64", "64"]
     process = subprocess.Popen([sys.executable, "-m", "benchmark", *arguments], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None and len(list(out.glob("metrics/*/*/*.csv"))) < 2:
+    while time.time() < deadline and process.poll() is None and len(finished_units(out)) < 2:
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -8,9 +8,11 @@ with the encoded and recon matrix sizes. Files we write add ``sensitivity_maps``
 Every slice goes through one pipeline, for real fastMRI files and the embedded dataset alike:
 k-space -> coil images -> centre crop to the header's recon size (removes readout oversampling) ->
 centre crop to the benchmark size (256 x 256) -> optional SVD coil compression -> k-space again;
-sensitivities from the file or ESPIRiT; target = SENSE coil-combined image (default) or RSS;
-normalisation by the slice's target maximum (the paper authors' pipeline) or none. The options are a
-frozen dataclass recorded with every run.
+sensitivities from the file or ESPIRiT; target = SENSE coil-combined image (default) or RSS. The
+reader applies only the ``slice_max`` normalisation (the paper authors' pipeline, which needs the
+target); the default ``measured`` normalisation needs the sampling mask and is applied where the mask
+is known (runner and training loop, ``benchmark.data.normalization``). The options are a frozen
+dataclass recorded with every run.
 
 Any problem with a file raises ``DataError`` naming the file and the problem in one line.
 """
@@ -28,6 +30,7 @@ import h5py
 import numpy as np
 import torch
 
+from benchmark.data.normalization import NORMALIZATIONS
 from benchmark.errors import DataError
 from benchmark.io import atomic_path
 from benchmark.physics import coil_compress, espirit_maps, fft2c, ifft2c, rss, sense_combine
@@ -44,15 +47,16 @@ class LoadOptions:
 
     size: tuple[int, int] = (256, 256)
     target: Literal["sense", "rss"] = "sense"
-    normalization: Literal["slice_max", "none"] = "slice_max"
+    normalization: Literal["measured", "slice_max", "none"] = "measured"
     num_virtual_coils: int | None = None
     espirit_calib_width: int = 24
 
     def __post_init__(self) -> None:
         if self.target not in ("sense", "rss"):
             raise ValueError(f"target must be 'sense' or 'rss', got {self.target!r}")
-        if self.normalization not in ("slice_max", "none"):
-            raise ValueError(f"normalization must be 'slice_max' or 'none', got {self.normalization!r}")
+        if self.normalization not in NORMALIZATIONS:
+            known = ", ".join(NORMALIZATIONS)
+            raise ValueError(f"normalization must be one of {known}, got {self.normalization!r}")
 
     def as_record(self) -> dict:
         return asdict(self)
@@ -82,7 +86,7 @@ class VolumeInfo:
 
 @dataclass
 class MRSlice:
-    """One benchmark slice: normalised k-space, maps, target, and where it came from."""
+    """One benchmark slice: k-space, maps, target, and where it came from (``slice_max``: divided by ``scale``)."""
 
     kspace: torch.Tensor  # (C, H, W) complex64, fully sampled, divided by ``scale``
     maps: torch.Tensor  # (C, H, W) complex64

@@ -10,9 +10,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmark.errors import BenchmarkError, DataError
 from benchmark.io import atomic_path, sha256_file
+
+if TYPE_CHECKING:
+    from benchmark.data.fastmri import LoadOptions
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "val", "test")
@@ -106,3 +110,31 @@ def dataset_files(root: str | Path, split: str, contrasts: tuple[str, ...] | Non
         if entry.split == split and (contrasts is None or entry.contrast in contrasts)
     ]
     return sorted(chosen)
+
+
+def dataset_description(root: str | Path, load: LoadOptions) -> dict:
+    """What a run's tables must say about its data: name, hash, sensitivity-map source, target.
+
+    ``load`` is the run's reading pipeline (the maps are re-estimated by ESPIRiT when coils are compressed).
+    """
+    manifest = read_manifest(root)
+    builder = manifest.get("description", {}).get("builder")
+    if builder == "embedded":
+        name = f"embedded MNI152-derived simulation (builder {manifest['description'].get('builder_version')})"
+        maps = "true simulated coil maps"
+    elif builder == "fastmri-convert":
+        name = f"fastMRI files in {Path(root).name}"
+        maps = "ESPIRiT from the fully sampled calibration data (the paper authors' pipeline)"
+    else:
+        name, maps = f"{Path(root).name} ({builder or 'unknown builder'})", "maps stored in the files"
+    if load.num_virtual_coils is not None:
+        maps = f"ESPIRiT on {load.num_virtual_coils} SVD-compressed virtual coils"
+    target = f"{'SENSE coil-combined' if load.target == 'sense' else 'RSS'} magnitude at {load.size[0]}x{load.size[1]}"
+    return {
+        "name": name,
+        "hash": manifest["dataset_hash"],
+        "builder": builder,
+        "is_fastmri": builder == "fastmri-convert",
+        "maps": maps,
+        "target": target,
+    }

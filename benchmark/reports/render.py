@@ -70,10 +70,10 @@ def to_markdown(table: Table, with_std: bool = False) -> str:
         label = _row_label(row)
         if row in table.row_notes:
             notes.append(f"{label}: {table.row_notes[row]}")
-            label += f" [{len(notes)}]" if table.row_notes[row] == "not in this run" else ""
+            label += f" [{len(notes)}]"
         lines.append("| " + " | ".join([label] + [f"**{t}**" if bold else t for t, bold in cells]) + " |")
     if table.paper is not None:
-        lines.append("| *Published (paper, fastMRI)* |" + " |" * len(columns))
+        lines.append(f"| *{table.paper_label}* |" + " |" * len(columns))
         for method, published in table.paper.iterrows():
             values = [published.get(c, DASH) for c in columns]
             lines.append("| " + " | ".join([f"*{method_label(method)} (paper)*"] + values) + " |")
@@ -121,7 +121,7 @@ def to_latex(table: Table, with_std: bool = False) -> str:
         lines.append(" & ".join([label] + rendered) + r" \\")
     if table.paper is not None:
         lines.append(r"\midrule")
-        lines.append(rf"\multicolumn{{{len(columns) + 1}}}{{l}}{{\textit{{Published (paper, fastMRI)}}}} \\")
+        lines.append(rf"\multicolumn{{{len(columns) + 1}}}{{l}}{{\textit{{{latex_escape(table.paper_label)}}}}} \\")
         for method, published in table.paper.iterrows():
             values = [latex_escape(published.get(c, DASH)) for c in columns]
             lines.append(" & ".join([latex_escape(method_label(method))] + values) + r" \\")

@@ -22,7 +22,7 @@ from benchmark.reports.tables import (
     perceptual_table,
     runtime_table,
 )
-from benchmark.runner.run import RUN_FILE, TABLE_FILE
+from benchmark.runner.run import RUN_FILE, TABLE_FILE, VOLUME_TABLE_FILE
 from benchmark.runner.units import Unit, read_recon
 
 MASK_ORDER = ("cartesian_x", "radial", "cartesian_y", "gaussian_2d")  # the paper's table order
@@ -38,19 +38,61 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict]:
     return pd.read_csv(run_dir / TABLE_FILE), json.loads((run_dir / RUN_FILE).read_text())
 
 
+def load_volume_table(run_dir: str | Path) -> pd.DataFrame | None:
+    """The per-volume fastMRI scores of a run (``None`` for runs made before they were stored)."""
+    path = Path(run_dir) / VOLUME_TABLE_FILE
+    return pd.read_csv(path) if path.is_file() else None
+
+
 def unavailable_metrics(metadata: dict) -> dict[str, str]:
     return {name: info["reason"] for name, info in metadata["metrics"].items() if not info["available"]}
 
 
-def build_tables(table: pd.DataFrame, metadata: dict, protocol: str, with_paper: bool) -> list:
+def build_tables(
+    table: pd.DataFrame, metadata: dict, protocol: str, with_paper: bool, volumes: pd.DataFrame | None = None
+) -> list:
     unavailable = unavailable_metrics(metadata)
     masks = [m for m in MASK_ORDER if m in set(table["mask"])]
-    tables = [mask_table(table, mask, protocol, unavailable, with_paper) for mask in masks]
+    tables = [mask_table(table, mask, protocol, unavailable, with_paper, volumes) for mask in masks]
     tables.append(perceptual_table(table, masks, unavailable, with_paper))
-    tables.append(ablation_table(table, masks, protocol, unavailable))
-    tables.append(distillation_table(table, masks, protocol, unavailable))
+    tables.append(ablation_table(table, masks, protocol, unavailable, volumes))
+    tables.append(distillation_table(table, masks, protocol, unavailable, volumes))
     tables.append(runtime_table(table))
+    statement = data_statement(metadata, protocol if volumes is not None or protocol == "paper" else "fastmri-images")
+    dataset = metadata.get("dataset") or {}
+    mismatches = metadata.get("setting_mismatches") or {}
+    for result in tables:
+        result.caption = f"{result.caption} {statement}"
+        if not dataset.get("is_fastmri"):
+            result.paper_label += f" — not comparable: this run is on the {dataset.get('name', 'non-fastMRI data')}"
+        for row in result.rows:
+            name = row.split("|")[-1]
+            if name in mismatches:
+                result.row_notes[row] = f"scored outside its training setting (--allow-mismatch): {mismatches[name]}"
     return tables
+
+
+SCORING = {
+    "paper": "Scoring: paper protocol (each image divided by its own maximum, data range 1, Gaussian SSIM).",
+    "fastmri": "Scoring: fastMRI protocol (fastmri.evaluate: per-volume PSNR/NMSE with the target volume's maximum "
+    "as data range, SSIM averaged over the volume's slices; fastMRI's leaderboard scores RSS at 320x320).",
+    "fastmri-images": "Scoring: fastMRI data range (target volume maximum) per image; this run predates the stored "
+    "per-volume scores.",
+}
+
+
+def data_statement(metadata: dict, scoring: str) -> str:
+    """One paragraph naming the run's data, sensitivity maps, normalisation, target and scoring protocol."""
+    dataset = metadata.get("dataset")
+    if dataset is None:
+        return f"Data hash {metadata['data_hash'][:16]} (no description recorded). {SCORING[scoring]}"
+    own_maps = [method_label(n) for n, info in metadata["methods"].items() if info.get("estimates_own_maps")]
+    maps = dataset["maps"] + (f" ({', '.join(own_maps)} estimate their own)" if own_maps else "")
+    return (
+        f"Data: {dataset['name']}, hash {dataset['hash'][:16]}. Sensitivity maps: {maps}. "
+        f"Normalisation: {metadata.get('normalization', 'not recorded')}. Target: {dataset['target']}. "
+        f"{SCORING[scoring]}"
+    )
 
 
 def write_report(
@@ -64,7 +106,7 @@ def write_report(
     """Write tables (mean and mean ± std, markdown and LaTeX) and figures; returns the files written."""
     run_dir, out = Path(run_dir), Path(out)
     table, metadata = load_run(run_dir)
-    tables = build_tables(table, metadata, protocol, with_paper)
+    tables = build_tables(table, metadata, protocol, with_paper, load_volume_table(run_dir))
     preface = (
         f"Run `{run_dir}` (config {metadata['config_hash']}, data {metadata['data_hash'][:16]}, "
         f"commit {metadata['git_commit'][:12]}, device {metadata['device']}).\n\n"

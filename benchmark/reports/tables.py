@@ -61,6 +61,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
     row_notes: dict[str, str] = field(default_factory=dict)
     paper: pd.DataFrame | None = None  # published values (strings), same columns
+    paper_label: str = "Published (paper, fastMRI)"
 
 
 def column_key(metric: str, protocol: str) -> str:
@@ -74,18 +75,27 @@ def ordered_methods(table: pd.DataFrame) -> list[str]:
     return list(PAPER_METHODS) + [m for m in ran if m not in PAPER_METHODS]
 
 
-def mask_table(table: pd.DataFrame, mask: str, protocol: str, unavailable: dict[str, str], with_paper: bool) -> Table:
-    """Tables 1-3 / Supp. Table 1: methods x (PSNR, SSIM, LPIPS, ST-LPIPS) x (T1, T2, FLAIR)."""
+def mask_table(
+    table: pd.DataFrame,
+    mask: str,
+    protocol: str,
+    unavailable: dict[str, str],
+    with_paper: bool,
+    volumes: pd.DataFrame | None = None,
+) -> Table:
+    """Tables 1-3 / Supp. Table 1: methods x (PSNR, SSIM, LPIPS, ST-LPIPS) x (T1, T2, FLAIR).
+
+    ``volumes`` (per-volume fastMRI scores) supplies PSNR/SSIM under the ``fastmri`` protocol.
+    """
     metrics = ["psnr", "ssim", "lpips_alex", "stlpips_alex"]
     subset = table[table["mask"] == mask]
     groups = [(METRIC_LABELS[m], [f"{m}|{c}" for c in CONTRASTS]) for m in metrics]
     rows = ordered_methods(table)
-    values, spread = _grid(subset, rows, metrics, protocol, by_contrast=True)
+    values, spread = _grid(subset, rows, metrics, protocol, by_contrast=True, volumes=_of_mask(volumes, mask))
     acceleration = int(subset["acceleration"].iloc[0]) if len(subset) else 32
     result = Table(
         title=f"{MASK_TABLES[mask]}: {MASK_TITLES[mask]}, R = {acceleration}",
-        caption=f"Mean over test images per contrast; PSNR/SSIM under the `{protocol}` protocol. "
-        "ST-LPIPS (shift-tolerant LPIPS) is not in the paper.",
+        caption=f"Mean over test {_unit(protocol)} per contrast. ST-LPIPS (shift-tolerant LPIPS) is not in the paper.",
         rows=rows,
         groups=groups,
         values=values,
@@ -120,18 +130,25 @@ def perceptual_table(table: pd.DataFrame, masks: list[str], unavailable: dict[st
     return result
 
 
-def ablation_table(table: pd.DataFrame, masks: list[str], protocol: str, unavailable: dict[str, str]) -> Table:
+def ablation_table(
+    table: pd.DataFrame,
+    masks: list[str],
+    protocol: str,
+    unavailable: dict[str, str],
+    volumes: pd.DataFrame | None = None,
+) -> Table:
     """Table 4: every method/variant of the run x masks, (PSNR, SSIM, LPIPS) averaged over contrasts."""
     metrics = ["psnr", "ssim", "lpips_alex"]
     rows = list(dict.fromkeys(table["method"]))
     frames, spreads = [], []
     for mask in masks:
-        values, spread = _grid(table[table["mask"] == mask], rows, metrics, protocol, by_contrast=False)
+        subset, mask_volumes = table[table["mask"] == mask], _of_mask(volumes, mask)
+        values, spread = _grid(subset, rows, metrics, protocol, by_contrast=False, volumes=mask_volumes)
         frames.append(values.set_axis([f"{mask}|{c}" for c in values.columns], axis=1))
         spreads.append(spread.set_axis([f"{mask}|{c}" for c in spread.columns], axis=1))
     result = Table(
         title="Table 4: variants x masks, averaged over contrasts",
-        caption=f"Every method and variant in this run; PSNR/SSIM under the `{protocol}` protocol.",
+        caption=f"Every method and variant in this run; mean over test {_unit(protocol)} and contrasts.",
         rows=rows,
         groups=[(MASK_TITLES[m], [f"{m}|{x}" for x in metrics]) for m in masks],
         values=pd.concat(frames, axis=1),
@@ -141,7 +158,13 @@ def ablation_table(table: pd.DataFrame, masks: list[str], protocol: str, unavail
     return result
 
 
-def distillation_table(table: pd.DataFrame, masks: list[str], protocol: str, unavailable: dict[str, str]) -> Table:
+def distillation_table(
+    table: pd.DataFrame,
+    masks: list[str],
+    protocol: str,
+    unavailable: dict[str, str],
+    volumes: pd.DataFrame | None = None,
+) -> Table:
     """Table 5: base vs distilled (methods ``X`` and ``X:distilled``) per mask and contrast."""
     metrics = ["psnr", "ssim", "lpips_alex"]
     ran = list(dict.fromkeys(table["method"]))
@@ -151,13 +174,14 @@ def distillation_table(table: pd.DataFrame, masks: list[str], protocol: str, una
     spread = values.copy()
     for mask in masks:
         subset = table[table["mask"] == mask]
-        grid, grid_spread = _grid(subset, [n for pair in pairs for n in pair], metrics, protocol, by_contrast=True)
+        names = [n for pair in pairs for n in pair]
+        grid, grid_spread = _grid(subset, names, metrics, protocol, by_contrast=True, volumes=_of_mask(volumes, mask))
         for name in grid.index:
             values.loc[f"{mask}|{name}"] = grid.loc[name].to_numpy()
             spread.loc[f"{mask}|{name}"] = grid_spread.loc[name].to_numpy()
     result = Table(
         title="Table 5: base vs distilled",
-        caption=f"Pairs of methods `X` and `X:distilled` in this run; PSNR/SSIM under the `{protocol}` protocol.",
+        caption=f"Pairs of methods `X` and `X:distilled` in this run; mean over test {_unit(protocol)} per contrast.",
         rows=rows,
         groups=[(METRIC_LABELS[m], [f"{m}|{c}" for c in CONTRASTS]) for m in metrics],
         values=values,
@@ -201,18 +225,39 @@ def method_label(method: str) -> str:
     return METHOD_LABELS.get(base, base) + (f" ({variant})" if variant else "")
 
 
-def _grid(subset: pd.DataFrame, rows: list[str], metrics: list[str], protocol: str, by_contrast: bool):
-    """Mean and std per (method[, contrast]) for each metric, as ``rows`` x ``metric|contrast`` frames."""
+def _of_mask(volumes: pd.DataFrame | None, mask: str) -> pd.DataFrame | None:
+    return None if volumes is None else volumes[volumes["mask"] == mask]
+
+
+def _unit(protocol: str) -> str:
+    """What one PSNR/SSIM value is under ``protocol``: fastMRI scores volumes, the paper images."""
+    return "volumes (PSNR/SSIM) and images (perceptual metrics)" if protocol == "fastmri" else "images"
+
+
+def _grid(
+    subset: pd.DataFrame,
+    rows: list[str],
+    metrics: list[str],
+    protocol: str,
+    by_contrast: bool,
+    volumes: pd.DataFrame | None = None,
+):
+    """Mean and std per (method[, contrast]) for each metric, as ``rows`` x ``metric|contrast`` frames.
+
+    Under the ``fastmri`` protocol PSNR/SSIM/NMSE are means of the per-volume scores in ``volumes``, as
+    the fastMRI leaderboard reports them; every other value is a mean over images.
+    """
     columns, means, stds = [], {}, {}
     for metric in metrics:
         key = column_key(metric, protocol)
-        present = key in subset.columns
+        source = volumes if protocol == "fastmri" and volumes is not None and key in volumes.columns else subset
+        present = key in source.columns
         keys = [f"{metric}|{c}" for c in CONTRASTS] if by_contrast else [metric]
         for label in keys:
             columns.append(label)
-            part = subset
+            part = source
             if by_contrast:
-                part = subset[subset["contrast"] == label.split("|")[1]]
+                part = source[source["contrast"] == label.split("|")[1]]
             grouped = part.groupby("method")[key] if present else None
             means[label] = grouped.mean() if present else pd.Series(dtype=float)
             stds[label] = grouped.std(ddof=0) if present else pd.Series(dtype=float)

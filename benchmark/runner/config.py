@@ -24,15 +24,25 @@ class RunConfig:
     batch_size: int = 8
     seed: int = 0
     load: LoadOptions = field(default_factory=LoadOptions)
+    #: ``(method, path)`` pairs: score these checkpoints instead of the shipped ones.
+    checkpoints: tuple[tuple[str, Path], ...] = ()
+    #: Score checkpoints trained at another size, R or normalisation (recorded; rows are marked).
+    allow_mismatch: bool = False
 
     def record(self) -> dict:
         """Plain values; ``out`` is left out (moving a run directory does not change its numbers)."""
         record = asdict(self)
         record.pop("out")
         record["data"] = str(self.data)
+        record["checkpoints"] = {method: str(path) for method, path in self.checkpoints}
         return record
 
-    def config_hash(self) -> str:
-        # The data location is not part of the identity; the data's hash (recorded separately) is.
-        record = {k: v for k, v in self.record().items() if k != "data"}
+    def config_hash(self, checkpoint_sha256: dict[str, str | None]) -> str:
+        """Hash of everything that determines the numbers, including which weights each method loads.
+
+        The data location and checkpoint paths are not part of the identity; the data's hash (recorded
+        separately) and each checkpoint's sha256 are.
+        """
+        record = {k: v for k, v in self.record().items() if k not in ("data", "checkpoints")}
+        record["checkpoint_sha256"] = {name: checkpoint_sha256.get(name) for name in self.methods}
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=list).encode()).hexdigest()[:16]

@@ -25,12 +25,20 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def git_commit() -> str:
-    """The commit of the working directory's repository, marked ``-dirty`` when it has changes."""
+def git_commit(ignore: tuple[str, ...] = ()) -> str:
+    """The commit of the working directory's repository, marked ``-dirty`` when it has changes.
+
+    Changes under the ``ignore`` paths do not count (shipping a checkpoint rewrites tracked files under
+    ``results/checkpoints`` before its manifest entry records the commit that trained it).
+    """
+    excluded = [f":(top,exclude){path}" for path in ignore]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excluded],
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -5,7 +5,9 @@ Layout of a run directory::
     run.json                       configuration, its hash, data hash, methods, metrics, versions, device
     recons/<method>/<mask>/<volume>.h5    reconstructions + per-image runtimes (inference output)
     metrics/<method>/<mask>/<volume>.csv  per-image rows for that unit (scoring output)
-    metrics.csv                    all rows, in grid order (rebuilt from the unit files at the end)
+    metrics/<method>/<mask>/<volume>.volume.csv  the unit's per-volume fastMRI scores
+    metrics.csv                    all per-image rows, in grid order (rebuilt from the unit files at the end)
+    volume_metrics.csv             all per-volume rows (fastMRI's per-volume PSNR/NMSE/SSIM)
 
 Inference and scoring are separate steps, so re-scoring never re-runs a model. Every file is written
 atomically; ``resume`` skips units whose files exist, so a run killed at any moment and resumed gives
@@ -15,16 +17,15 @@ the same table with no duplicate rows. A resumed run must have the same configur
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from benchmark.data import dataset_files, read_manifest, verify_dataset
+from benchmark.data.manifest import dataset_description
+from benchmark.data.normalization import DESCRIPTIONS
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path
 from benchmark.masks import get_protocol
@@ -32,11 +33,13 @@ from benchmark.metrics import build_metric_suite
 from benchmark.registry import check_method_name, get_method_class
 from benchmark.runner.config import RunConfig
 from benchmark.runner.environment import device_name, git_commit, library_versions, resolve_device
-from benchmark.runner.units import Unit, infer_unit, load_volume, score_unit
+from benchmark.runner.units import InferenceSettings, Unit, infer_unit, load_volume, score_unit
 from benchmark.seeds import derive_seed
+from benchmark.training.checkpoint import plain_values
 
 RUN_FILE = "run.json"
 TABLE_FILE = "metrics.csv"
+VOLUME_TABLE_FILE = "volume_metrics.csv"
 
 
 def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
@@ -45,19 +48,31 @@ def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
         check_method_name(name)
     for name in config.masks:
         get_protocol(name)
+    for name, _ in config.checkpoints:
+        if name not in config.methods:
+            raise BenchmarkError(f"--checkpoint names {name!r}, which is not among --methods")
     data_hash = verify_dataset(config.data)
     files = dataset_files(config.data, config.split, config.contrasts)
     if not files:
         raise BenchmarkError(f"no {config.split} volumes for contrasts {', '.join(config.contrasts)} in {config.data}")
     device = resolve_device(config.device)
-    _prepare_out_dir(config, resume)
-    methods = {name: get_method_class(name)(config.profile, device) for name in config.methods}
+    chosen = dict(config.checkpoints)
+    methods = {
+        name: get_method_class(name)(config.profile, device, checkpoint=chosen.get(name)) for name in config.methods
+    }
+    mismatches = setting_mismatches(methods, config)
+    described = {name: method.describe() for name, method in methods.items()}
+    config_hash = config.config_hash({name: info["checkpoint_sha256"] for name, info in described.items()})
+    _prepare_out_dir(config, config_hash, resume)
     metrics = build_metric_suite(device)
     metadata = {
         "config": config.record(),
-        "config_hash": config.config_hash(),
+        "config_hash": config_hash,
         "data_hash": data_hash,
-        "methods": {name: method.describe() for name, method in methods.items()},
+        "dataset": dataset_description(config.data, config.load),
+        "normalization": DESCRIPTIONS[config.load.normalization],
+        "setting_mismatches": mismatches,
+        "methods": described,
         "metrics": {metric.name: metric.describe() for metric in metrics},
         "versions": library_versions(),
         "git_commit": git_commit(),
@@ -70,15 +85,49 @@ def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
     # Table order is method, mask, volume; execution goes volume by volume so each is read once.
     units = [Unit(m, k, f, contrast_of[f]) for m in config.methods for k in config.masks for f in files]
     _run_units(config, sorted(units, key=lambda u: files.index(u.file)), methods, metrics, device, metadata)
-    table = pd.concat([pd.read_csv(unit.metrics_path(config.out)) for unit in units], ignore_index=True)
-    with atomic_path(config.out / TABLE_FILE) as tmp:
-        table.to_csv(tmp, index=False)
-    return table
+    for name, path_of in ((TABLE_FILE, Unit.metrics_path), (VOLUME_TABLE_FILE, Unit.volume_metrics_path)):
+        frame = pd.concat([pd.read_csv(path_of(unit, config.out)) for unit in units], ignore_index=True)
+        with atomic_path(config.out / name) as tmp:
+            frame.to_csv(tmp, index=False)
+    return pd.read_csv(config.out / TABLE_FILE)
+
+
+def setting_mismatches(methods: dict, config: RunConfig) -> dict[str, str]:
+    """Methods whose checkpoint was trained at another size, R or normalisation than this run uses.
+
+    Refused with one line naming both values, unless ``config.allow_mismatch`` (then recorded, and every
+    table marks those rows).
+    """
+    run_setting = {"size": list(config.load.size), "acceleration": config.acceleration}
+    run_setting["normalization"] = config.load.normalization
+    found = {}
+    for name, method in methods.items():
+        trained = method.training_setting
+        if trained is None:
+            continue  # nothing learned: no training setting to match
+        differences = [
+            f"{key} {_setting_text(trained.get(key))} (trained) vs {_setting_text(value)} (this run)"
+            for key, value in run_setting.items()
+            if plain_values(trained.get(key)) != plain_values(value)
+        ]
+        if differences:
+            found[name] = "; ".join(differences)
+            if not config.allow_mismatch:
+                raise BenchmarkError(
+                    f"{name}: checkpoint {method.checkpoint} differs from this run in {found[name]}; "
+                    "pass --allow-mismatch to score it anyway (recorded, rows marked)"
+                )
+    return found
+
+
+def _setting_text(value) -> str:
+    return "x".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
 
 
 def _run_units(config, units, methods, metrics, device, metadata) -> None:
     volumes: dict[Path, dict] = {}
     warmed: set[str] = set()
+    settings = InferenceSettings(config.acceleration, config.batch_size, config.load.normalization, device)
     progress = tqdm(units, desc="benchmark", unit="volume")
     for unit in progress:
         progress.set_description(f"{unit.method} | {unit.mask} | {unit.contrast}")
@@ -89,22 +138,22 @@ def _run_units(config, units, methods, metrics, device, metadata) -> None:
             volumes[unit.file] = load_volume(unit.file, config.load)
         volume = volumes[unit.file]
         if not unit.recon_path(config.out).exists():
-            _seed_everything(derive_seed(config.seed, unit.method, unit.mask, unit.file.name))
+            seed = derive_seed(config.seed, unit.method, unit.mask, unit.file.name)
             infer_unit(
-                unit, config.out, methods[unit.method], volume, config.acceleration, config.batch_size, device,
-                warm_up=unit.method not in warmed,
-            )  # fmt: skip
+                unit, config.out, methods[unit.method], volume, settings, seed, warm_up=unit.method not in warmed
+            )
             warmed.add(unit.method)
         extra = {
             "config_hash": metadata["config_hash"],
             "data_hash": metadata["data_hash"][:16],
             "checkpoint_sha256": metadata["methods"][unit.method]["checkpoint_sha256"] or "",
+            "setting_mismatch": metadata["setting_mismatches"].get(unit.method, ""),
         }
         score_unit(unit, config.out, volume, metrics, extra)
     progress.close()
 
 
-def _prepare_out_dir(config: RunConfig, resume: bool) -> None:
+def _prepare_out_dir(config: RunConfig, config_hash: str, resume: bool) -> None:
     run_file = config.out / RUN_FILE
     if run_file.exists():
         if not resume:
@@ -112,10 +161,10 @@ def _prepare_out_dir(config: RunConfig, resume: bool) -> None:
                 f"{config.out} already holds a run; pass --resume to continue it or choose another --out"
             )
         stored = json.loads(run_file.read_text())
-        if stored.get("config_hash") != config.config_hash():
+        if stored.get("config_hash") != config_hash:
             raise BenchmarkError(
-                f"{config.out} was started with a different configuration "
-                f"(hash {stored.get('config_hash')} vs {config.config_hash()}); use another --out"
+                f"{config.out} was started with a different configuration or other weights "
+                f"(hash {stored.get('config_hash')} vs {config_hash}); use another --out"
             )
     elif config.out.exists() and any(config.out.iterdir()) and not resume:
         raise BenchmarkError(f"{config.out} exists and is not empty; choose another --out")
@@ -133,16 +182,16 @@ def _write_json(path: Path, payload: dict) -> None:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def _seed_everything(seed: int) -> None:
-    # Libraries draw from the global generators (sigpy's step-size power iteration uses numpy's), so
-    # a unit's numbers are reproducible only if all three are seeded.
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def summarize(table: pd.DataFrame, protocol: str = "paper", volumes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean per (method, mask, contrast) of PSNR/SSIM under ``protocol``, the perceptual metrics, runtime.
 
-
-def summarize(table: pd.DataFrame, protocol: str = "paper") -> pd.DataFrame:
-    """Mean per (method, mask, contrast) of PSNR/SSIM under ``protocol``, the perceptual metrics, runtime."""
+    Under ``fastmri`` PSNR/SSIM are means of the per-volume scores in ``volumes`` (fastMRI's convention).
+    """
+    keys = ["method", "mask", "contrast"]
     columns = [f"psnr_{protocol}", f"ssim_{protocol}", "lpips_alex", "dists", "stlpips_alex", "runtime_s"]
     present = [c for c in columns if c in table and table[c].notna().any()]
-    return table.groupby(["method", "mask", "contrast"], sort=False)[present].mean().round(4)
+    summary = table.groupby(keys, sort=False)[present].mean()
+    if protocol == "fastmri" and volumes is not None:
+        pixel = ["psnr_fastmri", "ssim_fastmri"]
+        summary[pixel] = volumes.groupby(keys, sort=False)[pixel].mean().reindex(summary.index)
+    return summary.round(4)

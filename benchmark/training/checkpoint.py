@@ -1,9 +1,10 @@
 """Checkpoints: one file with everything a resume needs, written atomically, read with ``weights_only``.
 
 Contents: format version, method, profile, the method's config and the training config as plain
-values, model and EMA state, optimizer and scheduler state, step, best validation score and RNG
-state. Loading refuses a file for another method, another format or a different config (so a
-checkpoint can never silently run with the wrong architecture), and a file that is not a checkpoint.
+values, the training setting (image size, R, normalisation) a run must match, model and EMA state,
+optimizer and scheduler state, step, best validation score and RNG state. Loading refuses a file for
+another method, another format or a different config (so a checkpoint can never silently run with the
+wrong architecture), and a file that is not a checkpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import torch
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path, sha256_file
 
-FORMAT_VERSION = 1
+#: 2: adds ``training_setting``; trained under measurement-based normalisation.
+FORMAT_VERSION = 2
 CHECKPOINT_ROOT = Path(__file__).resolve().parents[2] / "results" / "checkpoints"
 MANIFEST = CHECKPOINT_ROOT / "manifest.json"
 

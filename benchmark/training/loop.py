@@ -28,6 +28,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from benchmark.data import LoadOptions, SliceDataset, dataset_files, verify_dataset
+from benchmark.data.normalization import measured_scale
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import atomic_path
 from benchmark.masks import get_protocol, make_mask, mask_seed
@@ -60,6 +61,8 @@ class TrainRequest:
     resume: bool = False
     steps: int | None = None  # override the profile's step count (tests, quick checks)
     batch_size: int | None = None  # override the per-process batch size
+    seed: int | None = None  # override the profile's seed
+    normalization: str = "measured"
     stop_after: int | None = None  # stop (with a checkpoint) at this step; --resume continues
     size: tuple[int, int] = (256, 256)
     ship: bool = False
@@ -74,12 +77,20 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
 
 
 def make_batch(dataset: SliceDataset, indices: list[int], masks: list[torch.Tensor], protocol: str, acceleration: int):
-    """Stack slices and their masks into a ``ReconBatch`` plus the target magnitude ``(B, H, W)``."""
+    """Stack slices and their masks into a ``ReconBatch`` plus the target magnitude ``(B, H, W)``.
+
+    Under ``measured`` normalisation each slice's k-space and target are divided by the scale of its own
+    undersampled input (``benchmark.data.normalization``), never by anything from the target.
+    """
     items = [dataset[i] for i in indices]
     mask = torch.stack(masks)
     kspace = torch.stack([item["kspace"] for item in items]) * mask[:, None]
-    batch = ReconBatch(kspace, mask, torch.stack([item["maps"] for item in items]), protocol, acceleration)
-    return batch, torch.stack([item["target"] for item in items])
+    maps = torch.stack([item["maps"] for item in items])
+    target = torch.stack([item["target"] for item in items])
+    if dataset.options.normalization == "measured":
+        scale = measured_scale(kspace, maps, mask).to(torch.float32)
+        kspace, target = kspace / scale[:, None, None, None], target / scale[:, None, None]
+    return ReconBatch(kspace, mask, maps, protocol, acceleration), target
 
 
 def training_masks(config: TrainConfig, step: int, indices: list[int], protocols, shape) -> tuple[str, list]:
@@ -110,7 +121,7 @@ class Trainer:
             raise InputError(f"{request.method} has nothing to train")
         for name in request.masks:
             get_protocol(name)
-        overrides = {"steps": request.steps, "batch_size": request.batch_size}
+        overrides = {"steps": request.steps, "batch_size": request.batch_size, "seed": request.seed}
         base = asdict(cls.train_configs[request.profile])
         self.config = TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
         torch.manual_seed(self.config.seed)  # identical initial weights on every rank
@@ -119,7 +130,7 @@ class Trainer:
         self.method = cls(request.profile, self.device, for_training=True)
         self.model = self.method.model
         self.data_hash = verify_dataset(request.data)
-        options = LoadOptions(size=request.size)
+        options = LoadOptions(size=request.size, normalization=request.normalization)
         self.train_set = SliceDataset(dataset_files(request.data, "train"), options)
         self.val_set = SliceDataset(dataset_files(request.data, "val"), options)
         self.optimizer = torch.optim.AdamW(
@@ -147,6 +158,11 @@ class Trainer:
             "step": self.step,
             "best_val_ssim": self.best,
             "data_hash": self.data_hash,
+            "training_setting": {
+                "size": list(self.request.size),
+                "acceleration": self.config.acceleration,
+                "normalization": self.request.normalization,
+            },
         }
         if with_optimizer:
             payload |= {
@@ -271,8 +287,13 @@ class Trainer:
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             shutil.copyfile(best, tmp)
-        command = f"python -m benchmark train {self.request.method} --profile {self.request.profile} --ship"
-        record_shipped(target, command, self.data_hash, git_commit())
+        request = self.request
+        command = f"python -m benchmark train {request.method} --profile {request.profile} --ship"
+        for flag, value in (("--steps", request.steps), ("--batch-size", request.batch_size), ("--seed", request.seed)):
+            command += f" {flag} {value}" if value is not None else ""
+        if request.normalization != "measured":
+            command += f" --normalization {request.normalization}"
+        record_shipped(target, command, self.data_hash, git_commit(ignore=("results/checkpoints",)))
 
 
 def train(request: TrainRequest) -> Path:

@@ -16,6 +16,7 @@ from methods.e2evarnet.config import CONFIGS, TRAIN
 
 class E2EVarNet(LearnedMethod):
     name = "e2evarnet"
+    estimates_own_maps = True
     configs = CONFIGS
     train_configs = TRAIN
 
