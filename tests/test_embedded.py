@@ -12,7 +12,7 @@ from conftest import SMALL_SPEC, numpy_fft2c, numpy_ifft2c, raw_coil_images, wri
 from fastmri.data.mri_data import et_query
 
 from benchmark.data import LoadOptions, build_embedded, dataset_files, read_slice, verify_dataset
-from benchmark.data.anatomy import deformed_slices, synthesize_contrast
+from benchmark.data.anatomy import deformed_slices, subject_tissues, synthesize_contrast
 from benchmark.data.convert import convert_fastmri
 from benchmark.data.manifest import read_manifest
 from benchmark.errors import BenchmarkError, DataError
@@ -72,9 +72,11 @@ def test_full_data_reconstructs_the_target_and_noise_matches_the_stated_snr(smal
 
 
 def test_contrasts_follow_the_signal_equations():
-    slices = deformed_slices(np.random.default_rng(0), 2, (128, 128), pixel_mm=2.0)
+    rng = np.random.default_rng(0)
+    slices = deformed_slices(rng, 2, (128, 128), pixel_mm=2.0)
+    tissues = subject_tissues(slices, rng)
     csf, wm, gm = slices["csf"] > 0.9, slices["wm"] > 0.9, slices["gm"] > 0.8
-    images = {c: synthesize_contrast(slices, c) for c in ("T1", "T2", "FLAIR")}
+    images = {c: synthesize_contrast(slices, tissues, c) for c in ("T1", "T2", "FLAIR")}
     assert images["T1"][csf].mean() < images["T1"][gm].mean() < images["T1"][wm].mean()
     assert images["T2"][wm].mean() < images["T2"][gm].mean() < images["T2"][csf].mean()
     # FLAIR nulls CSF: darker than both tissues; grey matter brighter than white as in T2.

@@ -1,75 +1,65 @@
-"""Virtual subjects and MR contrasts from the MNI152 2009a template that ``nilearn`` ships.
+"""Virtual whole-head subjects and MR contrasts from the MNI152 2009a template that ``nilearn`` ships.
 
-What is real: the anatomy. ``nilearn`` ships the ICBM 2009a nonlinear symmetric T1 template (1 mm,
+What is real: the brain. ``nilearn`` ships the ICBM 2009a nonlinear symmetric T1 template (1 mm,
 skull-stripped) with grey- and white-matter probability maps; CSF is the brain mask minus both.
 
 What is simulated (written here; no library does it):
+- the head around the brain: CSF rim, skull with diploic marrow, muscle, scalp fat and skin
+  (``benchmark.data.head``);
 - subjects: each is the template under a seeded smooth deformation (anisotropic scaling, rotation,
-  translation and a sum of low-frequency sinusoidal displacements of a few millimetres);
-- T1 contrast: the template's own intensities;
-- T2 and FLAIR contrasts: spin-echo and inversion-recovery signal equations applied to the tissue
-  fractions with literature 3 T relaxation times, multiplied by the template's residual texture (the
-  T1 template divided by its best tissue-fraction fit), so fine structure the fractions miss survives.
+  translation and a sum of low-frequency sinusoidal displacements of a few millimetres), with its own
+  head-layer thicknesses and a smooth B1-like intensity variation across the head;
+- contrasts: T1 inside the brain is the template's own intensity; T2, FLAIR and every head tissue
+  come from spin-echo and inversion-recovery signal equations with literature 3 T relaxation values
+  (``benchmark.data.tissues``). Brain tissues keep the template's residual texture (the T1 template
+  divided by its best tissue-fraction fit); head tissues get a seeded fine-grained texture.
+
+All arithmetic is float64 with one rounding at the end, so the bytes do not depend on the CPU's
+vector units as far as numpy allows.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import gaussian_filter, map_coordinates
 
-
-@dataclass(frozen=True)
-class Tissue:
-    """Relaxation times (ms) and relative proton density of one tissue class."""
-
-    t1_ms: float
-    t2_ms: float
-    proton_density: float
-
-
-#: 3 T values: WM and GM from Stanisz et al., MRM 2005 (T1 1084/1820 ms, T2 69/99 ms); CSF T1 ~4 s and
-#: T2 ~2 s (Lu et al., JMRI 2005; Spijkerman et al., MAGMA 2018); relative proton densities 0.69/0.80/1.0.
-RELAXATION_3T: dict[str, Tissue] = {
-    "wm": Tissue(t1_ms=1084.0, t2_ms=69.0, proton_density=0.69),
-    "gm": Tissue(t1_ms=1820.0, t2_ms=99.0, proton_density=0.80),
-    "csf": Tissue(t1_ms=4000.0, t2_ms=2000.0, proton_density=1.00),
-}
-
-#: Sequence timings (ms), typical of clinical axial brain protocols such as fastMRI's AXT2/AXFLAIR.
-T2_SPIN_ECHO = {"tr": 6000.0, "te": 100.0}
-FLAIR_TR, FLAIR_TE = 9000.0, 120.0
-#: Inversion time that nulls CSF: 1 - 2 exp(-TI/T1) + exp(-TR/T1) = 0.
-FLAIR_TI = RELAXATION_3T["csf"].t1_ms * math.log(2.0 / (1.0 + math.exp(-FLAIR_TR / RELAXATION_3T["csf"].t1_ms)))
+from benchmark.data.head import OUTSIDE_MM, head_fractions, hull_volumes, smooth_field
+from benchmark.data.tissues import BRAIN_TISSUES, HEAD_TISSUES, signal
 
 CONTRASTS = ("T1", "T2", "FLAIR")
-#: Axial range (template voxel index, 1 mm) the slices are drawn from: basal ganglia to upper ventricles.
-SLICE_RANGE = (45, 125)
+#: Axial range (template voxel index, 1 mm) the slices span: temporal lobes to the centrum semiovale.
+SLICE_RANGE = (45, 130)
+#: Amplitude of the smooth B1-like intensity variation across the head (relative).
+B1_VARIATION = 0.12
+#: Amplitude of the fine-grained texture of head tissues (relative).
+HEAD_TEXTURE = 0.06
 
 
 @lru_cache(maxsize=1)
 def load_template() -> dict[str, np.ndarray]:
-    """Template volumes ``(X, Y, Z)`` float32 at 1 mm: ``t1`` intensity and ``gm``/``wm``/``csf`` fractions."""
+    """Template volumes ``(X, Y, Z)`` at 1 mm: ``t1`` intensity, ``gm``/``wm``/``csf`` fractions, the
+    ``brain`` mask, and the head ``hull`` with the outward ``distance_mm`` from it."""
     from nilearn import datasets  # imported on first use: nilearn is slow to import
 
-    t1 = datasets.load_mni152_template(resolution=1).get_fdata(dtype=np.float32)
-    gm = datasets.load_mni152_gm_template(resolution=1).get_fdata(dtype=np.float32)
-    wm = datasets.load_mni152_wm_template(resolution=1).get_fdata(dtype=np.float32)
-    brain = datasets.load_mni152_brain_mask(resolution=1).get_fdata(dtype=np.float32)
+    t1 = datasets.load_mni152_template(resolution=1).get_fdata(dtype=np.float64)
+    gm = datasets.load_mni152_gm_template(resolution=1).get_fdata(dtype=np.float64)
+    wm = datasets.load_mni152_wm_template(resolution=1).get_fdata(dtype=np.float64)
+    brain = datasets.load_mni152_brain_mask(resolution=1).get_fdata(dtype=np.float64)
     csf = np.clip(brain - gm - wm, 0.0, 1.0)
-    return {"t1": t1, "gm": gm, "wm": wm, "csf": csf}
+    return {"t1": t1, "gm": gm, "wm": wm, "csf": csf, "brain": brain, **hull_volumes(brain)}
 
 
 def deformed_slices(
     rng: np.random.Generator, num_slices: int, shape: tuple[int, int], pixel_mm: float = 1.0
 ) -> dict[str, np.ndarray]:
-    """One virtual subject: axial slices ``(S, H, W)`` of every template volume after a smooth warp.
+    """One virtual subject: axial slices ``(S, H, W)`` of every template volume after a smooth warp,
+    plus ``points_mm`` ``(3, S, H, W)``: each pixel's position (x, y, z) in millimetres from the head centre.
 
     Rows run anterior (top) to posterior, columns left to right, ``pixel_mm`` pixels on a ``shape`` grid
-    centred on the template (256 x 256 at 1 mm holds the whole 197 x 233 mm brain).
+    centred on the template.
     """
     template = load_template()
     dims = np.array(template["t1"].shape, dtype=float)
@@ -79,53 +69,60 @@ def deformed_slices(
     offset = rng.uniform(-4, 4)
     z_levels = np.linspace(*SLICE_RANGE, num_slices) + offset
     rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
-    coords = []
-    for z in z_levels:
-        # Output grid in template voxel units: x = column, y = anterior-up row, z = slice level.
-        x = (cols - (shape[1] - 1) / 2) * pixel_mm + centre[0]
-        y = ((shape[0] - 1) / 2 - rows) * pixel_mm + centre[1]
-        points = np.stack([x, y, np.full_like(x, z, dtype=float)], axis=0).reshape(3, -1)
-        warped = centre[:, None] + linear @ (points - centre[:, None]) + _displacement(waves, points)
-        coords.append(warped)
-    coords_3n = np.concatenate(coords, axis=1)
+    x = (cols - (shape[1] - 1) / 2) * pixel_mm + centre[0]
+    y = ((shape[0] - 1) / 2 - rows) * pixel_mm + centre[1]
+    points = np.stack([np.stack([x, y, np.full_like(x, z, dtype=float)]) for z in z_levels], axis=1)
+    flat = points.reshape(3, -1)
+    warped = centre[:, None] + linear @ (flat - centre[:, None]) + _displacement(waves, flat)
     out = {}
     for name, volume in template.items():
-        sampled = map_coordinates(volume, coords_3n, order=1, mode="constant", cval=0.0)
-        out[name] = sampled.reshape(num_slices, *shape).astype(np.float32)
+        outside = OUTSIDE_MM if name == "distance_mm" else 0.0
+        sampled = map_coordinates(volume, warped, order=1, mode="constant", cval=outside)
+        out[name] = sampled.reshape(num_slices, *shape)
+    out["points_mm"] = points - centre[:, None, None, None]
     return out
 
 
-def synthesize_contrast(slices: dict[str, np.ndarray], contrast: str) -> np.ndarray:
-    """Magnitude images ``(S, H, W)`` for ``contrast`` in ``CONTRASTS`` (arbitrary units, >= 0)."""
-    if contrast == "T1":
-        return slices["t1"].copy()
-    if contrast == "T2":
-        signal = {name: _spin_echo(tissue, **T2_SPIN_ECHO) for name, tissue in RELAXATION_3T.items()}
-    elif contrast == "FLAIR":
-        signal = {name: _inversion_recovery(tissue) for name, tissue in RELAXATION_3T.items()}
-    else:
+def subject_tissues(slices: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Every tissue's fraction ``(S, H, W)`` for one subject, plus its ``texture`` and ``b1`` fields."""
+    points = slices["points_mm"]
+    head = head_fractions(slices, points, rng)
+    # Inside the hull but outside the brain mask (the sulcal surface): CSF.
+    gap = np.clip(slices["hull"] - slices["brain"], 0.0, 1.0)
+    tissues = {name: slices[name] for name in BRAIN_TISSUES} | {name: head[name] for name in HEAD_TISSUES}
+    tissues["csf"] = slices["csf"] + gap + head["csf"]
+    tissues["texture"] = _head_texture(rng, slices["t1"].shape)
+    tissues["b1"] = 1 + B1_VARIATION * smooth_field(rng, points, waves=2, wavelength=(250, 400))
+    return tissues
+
+
+def synthesize_contrast(slices: dict[str, np.ndarray], tissues: dict[str, np.ndarray], contrast: str) -> np.ndarray:
+    """Magnitude images ``(S, H, W)`` float64 for ``contrast`` (arbitrary units, >= 0)."""
+    if contrast not in CONTRASTS:
         raise ValueError(f"unknown contrast {contrast!r}; known: {', '.join(CONTRASTS)}")
-    mixture = sum(slices[name] * value for name, value in signal.items())
-    return (mixture * _texture(slices)).astype(np.float32)
+    weights = _fraction_fit()
+    # Scale the equations so that white matter has the template's T1 intensity in every contrast.
+    unit = weights["wm"] / signal(contrast, "wm")
+    if contrast == "T1":
+        brain = slices["t1"] + (tissues["csf"] - slices["csf"]) * weights["csf"]
+    else:
+        brain = sum(tissues[name] * signal(contrast, name) for name in BRAIN_TISSUES) * unit * _brain_texture(slices)
+    extra = sum(tissues[name] * signal(contrast, name) for name in HEAD_TISSUES if name != "csf")
+    return (brain + extra * unit * tissues["texture"]) * tissues["b1"]
 
 
-def _spin_echo(tissue: Tissue, tr: float, te: float) -> float:
-    """Spin-echo signal PD (1 - exp(-TR/T1)) exp(-TE/T2)."""
-    return tissue.proton_density * (1 - math.exp(-tr / tissue.t1_ms)) * math.exp(-te / tissue.t2_ms)
-
-
-def _inversion_recovery(tissue: Tissue) -> float:
-    """Magnitude inversion-recovery signal PD |1 - 2 exp(-TI/T1) + exp(-TR/T1)| exp(-TE/T2)."""
-    recovery = 1 - 2 * math.exp(-FLAIR_TI / tissue.t1_ms) + math.exp(-FLAIR_TR / tissue.t1_ms)
-    return tissue.proton_density * abs(recovery) * math.exp(-FLAIR_TE / tissue.t2_ms)
-
-
-def _texture(slices: dict[str, np.ndarray]) -> np.ndarray:
+def _brain_texture(slices: dict[str, np.ndarray]) -> np.ndarray:
     """The T1 template's residual over its tissue-fraction fit, clipped to [0.75, 1.33]."""
     weights = _fraction_fit()
-    fitted = sum(slices[name] * weights[name] for name in ("gm", "wm", "csf"))
+    fitted = sum(slices[name] * weights[name] for name in BRAIN_TISSUES)
     ratio = np.divide(slices["t1"], fitted, out=np.ones_like(fitted), where=fitted > 0.05)
     return np.clip(ratio, 0.75, 1.33)
+
+
+def _head_texture(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
+    """Fine-grained multiplicative texture for head tissues: white noise blurred over ~1.5 pixels."""
+    noise = gaussian_filter(rng.normal(size=shape), sigma=(0, 1.5, 1.5))
+    return 1 + HEAD_TEXTURE * noise / max(noise.std(), 1e-12)
 
 
 @lru_cache(maxsize=1)
@@ -133,9 +130,9 @@ def _fraction_fit() -> dict[str, float]:
     """Least-squares weights with t1 ≈ w_gm gm + w_wm wm + w_csf csf inside the brain."""
     template = load_template()
     inside = (template["gm"] + template["wm"] + template["csf"]) > 0.5
-    design = np.stack([template[name][inside] for name in ("gm", "wm", "csf")], axis=1)
-    solution, *_ = np.linalg.lstsq(design.astype(np.float64), template["t1"][inside], rcond=None)
-    return dict(zip(("gm", "wm", "csf"), solution.tolist(), strict=True))
+    design = np.stack([template[name][inside] for name in BRAIN_TISSUES], axis=1)
+    solution, *_ = np.linalg.lstsq(design, template["t1"][inside], rcond=None)
+    return dict(zip(BRAIN_TISSUES, solution.tolist(), strict=True))
 
 
 def _random_linear_map(rng: np.random.Generator) -> np.ndarray:

@@ -23,10 +23,13 @@ class SliceDataset(Dataset):
         self.options = options
         self.volumes = []
         self.index: list[tuple[Path, int]] = []
+        #: Coil count of every item (batches must not mix coil counts).
+        self.coil_counts: list[int] = []
         for file in files:
             with open_fastmri(file) as (_, info):
                 self.volumes.append(info)
                 self.index.extend((info.path, s) for s in range(info.num_slices))
+                self.coil_counts.extend([info.num_coils] * info.num_slices)
 
     def __len__(self) -> int:
         return len(self.index)

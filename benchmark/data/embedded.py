@@ -1,12 +1,17 @@
 """Build the embedded default dataset offline and deterministically (``python -m benchmark prepare``).
 
-Anatomy and contrasts come from ``benchmark.data.anatomy`` (MNI152 2009a via nilearn). Acquisition is
-simulated here with the suite's own physics: a smooth random image phase, 8-channel birdcage coil
-maps (sigpy; per subject a coil radius and per-coil phase), k-space ``F(S x)`` and complex Gaussian
-noise whose standard deviation is the mean in-brain magnitude divided by ``snr`` (the orthonormal FFT
-makes that the image-domain noise level of the coil-combined image too). Files are written in the
-fastMRI multi-coil layout with the true maps under ``sensitivity_maps``, split by subject, and listed in
-a manifest with their sha256. The dataset appears under its final name only when complete.
+Anatomy and contrasts come from ``benchmark.data.anatomy`` (whole heads around the MNI152 2009a brain
+that nilearn ships). Acquisition is simulated here with the suite's physics conventions: a smooth
+random image phase, birdcage coil maps (sigpy; per subject a coil count from ``coil_counts``, a coil
+radius and per-coil phases, normalised to sum |S|^2 = 1), k-space ``F(S x)`` by the centred orthonormal
+FFT and complex Gaussian noise whose standard deviation is the mean in-head magnitude divided by
+``snr``. Files are written in the fastMRI multi-coil layout with the true maps under
+``sensitivity_maps``, split by subject, and listed in a manifest with their sha256. The dataset appears
+under its final name only when complete.
+
+Every step runs in float64 numpy (FFT by numpy's pocketfft, no threads) and is rounded once to
+complex64 when written, so the bytes do not depend on the CPU or the torch build as far as numpy allows;
+``tests/test_embedded.py`` checks a mini build against a committed hash.
 """
 
 from __future__ import annotations
@@ -19,30 +24,35 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import torch
+import sigpy.mri
 from tqdm import tqdm
 
-from benchmark.data.anatomy import CONTRASTS, deformed_slices, synthesize_contrast
+from benchmark.data.anatomy import CONTRASTS, deformed_slices, subject_tissues, synthesize_contrast
 from benchmark.data.fastmri import write_volume
-from benchmark.data.manifest import FileEntry, entry_for, write_manifest
+from benchmark.data.manifest import EMBEDDED_BUILDER_VERSION, FileEntry, entry_for, write_manifest
 from benchmark.errors import BenchmarkError
-from benchmark.physics import birdcage_maps, fft2c
+from benchmark.physics.fft import numpy_fft2c
 
-BUILDER_VERSION = "1"
 ACQUISITION = {"T1": "AXT1", "T2": "AXT2", "FLAIR": "AXFLAIR"}
+#: Share of the field of view (rows and columns) the head spans on every slice of the default build,
+#: measured on the RSS images (pixels above 10 % of the slice maximum); stated in DATASET.md.
+HEAD_FILL_RANGE = (0.62, 0.92)
 #: Environment variable that overrides the default dataset location.
 DATA_ENV = "MRIBENCH_DATA"
 
 
 @dataclass(frozen=True)
 class EmbeddedSpec:
-    """Everything that determines the dataset's bytes (recorded in its manifest)."""
+    """Everything that determines the dataset's bytes (recorded in its manifest).
+
+    ``splits`` holds (split, subjects, slices per volume); subject ``i`` (counted over all splits) gets
+    ``coil_counts[i % len(coil_counts)]`` coils, so every split holds every coil count.
+    """
 
     shape: tuple[int, int] = (256, 256)
     pixel_mm: float = 1.0
-    num_coils: int = 8
-    slices_per_volume: int = 8
-    subjects_per_split: tuple[tuple[str, int], ...] = (("train", 6), ("val", 2), ("test", 2))
+    coil_counts: tuple[int, ...] = (8, 12, 16)
+    splits: tuple[tuple[str, int, int], ...] = (("train", 12, 3), ("val", 3, 3), ("test", 12, 2))
     snr: float = 40.0
     seed: int = 2026
 
@@ -62,7 +72,9 @@ def build_embedded(root: str | Path, spec: EmbeddedSpec = EmbeddedSpec(), force:
     partial.mkdir(parents=True)
     try:
         entries = _write_volumes(partial, spec)
-        write_manifest(partial, entries, {"builder": "embedded", "builder_version": BUILDER_VERSION, **asdict(spec)})
+        write_manifest(
+            partial, entries, {"builder": "embedded", "builder_version": EMBEDDED_BUILDER_VERSION, **asdict(spec)}
+        )
         card = resources.files("benchmark.data").joinpath("DATASET.md").read_text()
         (partial / "DATASET.md").write_text(card)
         if root.exists():
@@ -74,40 +86,43 @@ def build_embedded(root: str | Path, spec: EmbeddedSpec = EmbeddedSpec(), force:
 
 
 def _write_volumes(root: Path, spec: EmbeddedSpec) -> list[FileEntry]:
-    subjects = [(split, index) for split, count in spec.subjects_per_split for index in range(count)]
+    subjects = [(split, slices) for split, count, slices in spec.splits for _ in range(count)]
     entries = []
     progress = tqdm(total=len(subjects) * len(CONTRASTS), desc="embedded dataset", unit="volume")
-    for subject_id, (split, _) in enumerate(subjects):
+    for subject_id, (split, num_slices) in enumerate(subjects):
         rng = np.random.default_rng([spec.seed, subject_id])
-        slices = deformed_slices(rng, spec.slices_per_volume, spec.shape, spec.pixel_mm)
-        maps_CHW = _subject_coils(rng, spec)
+        slices = deformed_slices(rng, num_slices, spec.shape, spec.pixel_mm)
+        tissues = subject_tissues(slices, rng)
+        maps_CHW = _subject_coils(rng, spec.coil_counts[subject_id % len(spec.coil_counts)], spec.shape)
+        phase = _smooth_phase(rng, (num_slices, *spec.shape))
         patient_id = f"sub{subject_id:02d}"
         for contrast_index, contrast in enumerate(CONTRASTS):
             progress.set_postfix_str(f"{split} {patient_id} {contrast}")
             contrast_rng = np.random.default_rng([spec.seed, subject_id, contrast_index])
-            magnitude = synthesize_contrast(slices, contrast)
-            kspace = _acquire(magnitude, maps_CHW, contrast_rng, spec.snr)
+            magnitude = synthesize_contrast(slices, tissues, contrast)
+            kspace = _acquire(magnitude * np.exp(1j * phase), maps_CHW, contrast_rng, spec.snr)
             path = root / split / f"embedded_{patient_id}_{ACQUISITION[contrast]}.h5"
-            write_volume(path, kspace, maps_CHW.numpy(), ACQUISITION[contrast], patient_id)
-            entries.append(entry_for(root, path, split, contrast, patient_id, spec.slices_per_volume))
+            write_volume(path, kspace, maps_CHW.astype(np.complex64), ACQUISITION[contrast], patient_id)
+            entries.append(entry_for(root, path, split, contrast, patient_id, num_slices))
             progress.update()
     progress.close()
     return entries
 
 
-def _subject_coils(rng: np.random.Generator, spec: EmbeddedSpec) -> torch.Tensor:
-    """Birdcage maps with a per-subject coil radius and per-coil phase (keeps sum |S|^2 = 1)."""
-    maps = birdcage_maps(spec.num_coils, spec.shape, radius=rng.uniform(1.3, 1.7))
-    phases = torch.from_numpy(np.exp(1j * rng.uniform(0, 2 * math.pi, spec.num_coils)).astype(np.complex64))
-    return maps * phases[:, None, None]
+def _subject_coils(rng: np.random.Generator, num_coils: int, shape: tuple[int, int]) -> np.ndarray:
+    """Birdcage maps ``(C, H, W)`` complex128 with a per-subject coil radius and per-coil phase,
+    normalised so that sum |S|^2 = 1 (float64 throughout)."""
+    maps = sigpy.mri.birdcage_maps((num_coils, *shape), r=rng.uniform(1.3, 1.7), nzz=num_coils, dtype=np.complex128)
+    maps = maps / np.sqrt((maps.real**2 + maps.imag**2).sum(axis=0))
+    return maps * np.exp(1j * rng.uniform(0, 2 * math.pi, num_coils))[:, None, None]
 
 
-def _acquire(magnitude_SHW: np.ndarray, maps_CHW: torch.Tensor, rng: np.random.Generator, snr: float) -> np.ndarray:
-    """Noisy multi-coil k-space ``(S, C, H, W)`` complex64 of a magnitude volume with smooth phase."""
-    image = torch.from_numpy(magnitude_SHW * np.exp(1j * _smooth_phase(rng, magnitude_SHW.shape)))
-    kspace = fft2c(maps_CHW.to(torch.complex128) * image[:, None]).numpy()
-    inside = magnitude_SHW > 0.05 * magnitude_SHW.max()
-    sigma = magnitude_SHW[inside].mean() / snr
+def _acquire(image_SHW: np.ndarray, maps_CHW: np.ndarray, rng: np.random.Generator, snr: float) -> np.ndarray:
+    """Noisy multi-coil k-space ``(S, C, H, W)`` complex64 of a complex image volume."""
+    kspace = numpy_fft2c(maps_CHW[None] * image_SHW[:, None])
+    magnitude = np.abs(image_SHW)
+    inside = magnitude > 0.05 * magnitude.max()
+    sigma = magnitude[inside].mean() / snr
     noise = rng.normal(size=(2, *kspace.shape)) * sigma / math.sqrt(2)
     return (kspace + noise[0] + 1j * noise[1]).astype(np.complex64)
 

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "val", "test")
+#: Version of the embedded builder; a dataset made by another version is refused (its bytes differ).
+EMBEDDED_BUILDER_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ def verify_dataset(root: str | Path, check_hashes: bool = False) -> str:
     """Check every listed file exists with its size (and sha256 if asked); returns the dataset hash."""
     root = Path(root)
     manifest = read_manifest(root)
+    description = manifest.get("description", {})
+    if description.get("builder") == "embedded" and description.get("builder_version") != EMBEDDED_BUILDER_VERSION:
+        raise BenchmarkError(
+            f"{root} was built by embedded builder version {description.get('builder_version')}, this suite needs "
+            f"version {EMBEDDED_BUILDER_VERSION}: rebuild it with `python -m benchmark prepare --force`"
+        )
     for entry in manifest["entries"]:
         path = root / entry.path
         if not path.is_file():

@@ -3,11 +3,13 @@
 Convention (fastMRI's): k-space centre (DC) sits at index ``N // 2``; ``norm="ortho"`` makes the
 transform unitary, so noise variance and inner products are preserved. Written here rather than taken
 from ``fastmri.fftc`` because fastMRI's versions expect real ``(..., 2)`` views, while the whole suite
-keeps complex dtype tensors.
+keeps complex dtype tensors. The numpy versions (same convention) serve the dataset builder, whose bytes
+must not depend on the torch build's FFT library or thread count.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 _DIMS = (-2, -1)
@@ -32,3 +34,15 @@ def _require_complex(tensor: torch.Tensor) -> None:
     # wrong axes. Both are bugs at the call site, so refuse them.
     if not torch.is_complex(tensor):
         raise TypeError(f"expected a complex tensor, got {tensor.dtype} with shape {tuple(tensor.shape)}")
+
+
+def numpy_fft2c(image: np.ndarray) -> np.ndarray:
+    """``fft2c`` on a numpy array (numpy's pocketfft, single-threaded, deterministic)."""
+    shifted = np.fft.ifftshift(image, axes=_DIMS)
+    return np.fft.fftshift(np.fft.fft2(shifted, axes=_DIMS, norm="ortho"), axes=_DIMS)
+
+
+def numpy_ifft2c(kspace: np.ndarray) -> np.ndarray:
+    """``ifft2c`` on a numpy array."""
+    shifted = np.fft.ifftshift(kspace, axes=_DIMS)
+    return np.fft.fftshift(np.fft.ifft2(shifted, axes=_DIMS, norm="ortho"), axes=_DIMS)

@@ -6,8 +6,9 @@ and TF32 on CUDA, validation SSIM (paper protocol) selecting the best checkpoint
 atomic checkpoints that resume bit for bit on the CPU.
 
 Determinism across resumes and ranks: the slice order is ``DistributedSampler``'s permutation for
-(seed, epoch); each step draws one mask protocol from (seed, step) for every rank, and each slice's mask
-from (seed, step, slice index). Under torchrun every rank sees different slices with identical masks
+(seed, epoch), cut into batches whose slices share one coil count (``epoch_batches``); each step draws
+one mask protocol from (seed, step) for every rank, and each slice's mask from (seed, step, slice
+index). Under torchrun every rank sees different slices with identical masks
 rules, gradients are averaged by DDP, and only rank 0 validates, logs and writes.
 """
 
@@ -24,7 +25,6 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from benchmark.data import LoadOptions, SliceDataset, dataset_files, verify_dataset
@@ -97,6 +97,29 @@ def training_masks(config: TrainConfig, step: int, indices: list[int], protocols
     protocol = protocols[derive_seed(config.seed, "protocol", step) % len(protocols)]
     masks = [make_mask(protocol, shape, config.acceleration, derive_seed(config.seed, step, i)) for i in indices]
     return protocol, masks
+
+
+def epoch_batches(dataset: SliceDataset, config: TrainConfig, epoch: int, rank: int, world: int) -> list[list[int]]:
+    """This rank's batches for one epoch, every slice of a global batch with the same coil count.
+
+    The slice order is ``DistributedSampler``'s (``randperm`` seeded with seed + epoch); walking it, each
+    slice joins the open global batch of its coil count, which is emitted when it holds
+    ``batch_size x world`` slices (leftovers are dropped, like ``drop_last``), and rank ``r`` takes every
+    ``world``-th slice of it from ``r``. With one coil count this is exactly ``DistributedSampler``'s
+    split; the number of batches per epoch is the same on every rank and in every epoch.
+    """
+    generator = torch.Generator()
+    generator.manual_seed(config.seed + epoch)
+    global_size = config.batch_size * world
+    open_batches: dict[int, list[int]] = {}
+    batches = []
+    for index in torch.randperm(len(dataset), generator=generator).tolist():
+        batch = open_batches.setdefault(dataset.coil_counts[index], [])
+        batch.append(index)
+        if len(batch) == global_size:
+            batches.append(batch[rank::world])
+            open_batches[dataset.coil_counts[index]] = []
+    return batches
 
 
 def lr_factor(config: TrainConfig, step: int) -> float:
@@ -188,24 +211,20 @@ class Trainer:
 
     def fit(self) -> Path:
         config, request = self.config, self.request
-        sampler = DistributedSampler(
-            self.train_set, num_replicas=self.world, rank=self.rank, shuffle=True, seed=config.seed, drop_last=True
-        )
-        steps_per_epoch = len(sampler) // config.batch_size
+        steps_per_epoch = len(epoch_batches(self.train_set, config, 0, self.rank, self.world))
         if steps_per_epoch == 0:
             raise BenchmarkError(
-                f"the train split has {len(self.train_set)} slices, too few for {config.batch_size} x {self.world}"
+                f"the train split has {len(self.train_set)} slices, too few for {config.batch_size} x {self.world} "
+                "slices of one coil count"
             )
         shape = tuple(self.train_set[0]["target"].shape)
         progress = tqdm(total=config.steps, initial=self.step, desc=f"train {request.method}", disable=self.rank != 0)
         while self.step < config.steps:
             epoch, position = divmod(self.step, steps_per_epoch)
-            sampler.set_epoch(epoch)
-            order = list(sampler)
-            for start in range(position * config.batch_size, steps_per_epoch * config.batch_size, config.batch_size):
+            for indices in epoch_batches(self.train_set, config, epoch, self.rank, self.world)[position:]:
                 if self.step >= config.steps:
                     break
-                loss = self._train_step(order[start : start + config.batch_size], shape)
+                loss = self._train_step(indices, shape)
                 progress.update()
                 progress.set_postfix(loss=f"{loss:.4g}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
                 if self.step % config.log_every == 0:

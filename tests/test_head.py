@@ -1,0 +1,146 @@
+"""The whole-head embedded data: a skull between brain and scalp, tissue contrasts from the signal
+equations, a fastMRI-like field of view, normalised coil maps of several coil counts, byte-identical
+builds (a committed hash), refusal of an older builder's data, and batches of one coil count."""
+
+import json
+import re
+from importlib import resources
+
+import h5py
+import numpy as np
+import pytest
+from scipy.ndimage import map_coordinates
+from torch.utils.data.distributed import DistributedSampler
+
+from benchmark.data import EmbeddedSpec, LoadOptions, SliceDataset, build_embedded, dataset_files, verify_dataset
+from benchmark.data.anatomy import deformed_slices, subject_tissues, synthesize_contrast
+from benchmark.data.embedded import HEAD_FILL_RANGE
+from benchmark.errors import BenchmarkError
+from benchmark.training.config import TrainConfig
+from benchmark.training.loop import epoch_batches
+
+#: sha256 over the files of a one-subject mini build (``MINI_SPEC``) made on the machine that trained the
+#: shipped checkpoints. A machine that builds other bytes fails here, loudly, before any number is compared.
+MINI_BUILD_HASH = "to-be-filled"
+MINI_SPEC = EmbeddedSpec(coil_counts=(8,), splits=(("test", 1, 1),))
+#: Cortical-bone tables plus diploë, from first to last dark sample along a ray (adult skull 4-10 mm; the
+#: simulated layers are 1.8 + 3.0 + 1.8 mm, each varied by up to 25 %, blurred by one-pixel partial volume).
+SKULL_MM = (3.0, 12.0)
+
+
+@pytest.fixture(scope="module")
+def subjects():
+    """Three virtual subjects at 1 mm: their tissue fractions and T1/T2/FLAIR magnitude images."""
+    made = []
+    for seed in range(3):
+        rng = np.random.default_rng([2026, seed])
+        slices = deformed_slices(rng, 3, (256, 256), pixel_mm=1.0)
+        tissues = subject_tissues(slices, rng)
+        images = {c: synthesize_contrast(slices, tissues, c) for c in ("T1", "T2", "FLAIR")}
+        made.append((tissues, images))
+    return made
+
+
+def _ray_profile(image_HW: np.ndarray, angle: float, step_mm: float = 0.25) -> np.ndarray:
+    """Intensity from the image centre outwards along ``angle`` (1 mm pixels), linearly interpolated."""
+    radius = np.arange(0, 127, step_mm)
+    rows = 127.5 - radius * np.sin(angle)
+    cols = 127.5 + radius * np.cos(angle)
+    return map_coordinates(image_HW, np.stack([rows, cols]), order=1)
+
+
+def test_a_skull_shell_lies_between_brain_and_scalp_in_every_subject(subjects):
+    step = 0.25
+    for tissues, images in subjects:
+        t1 = images["T1"][1]  # the middle slice
+        white_matter = t1[tissues["wm"][1] > 0.9].mean()
+        for angle in np.linspace(0, 2 * np.pi, 16, endpoint=False):
+            profile = _ray_profile(t1, angle, step)
+            edge = np.nonzero(profile > 0.3 * white_matter)[0][-1]  # outermost head signal (skin)
+            window = profile[max(edge - int(35 / step), 0) : edge + 1][::-1]  # from the skin inwards, 35 mm
+            dark = np.nonzero(window < 0.05 * white_matter)[0]
+            assert dark.size, f"no skull along the ray at {np.degrees(angle):.0f} degrees"
+            thickness = (dark[-1] - dark[0]) * step
+            assert SKULL_MM[0] <= thickness <= SKULL_MM[1], (np.degrees(angle), thickness)
+            assert window[: dark[0]].max() > 0.8 * white_matter  # bright scalp (fat) outside the skull
+            assert window[dark[-1] :].max() > 0.5 * white_matter  # brain inside it
+
+
+def test_tissue_contrasts_follow_the_signal_equations(subjects):
+    for tissues, images in subjects:
+        fat, wm, csf = tissues["fat"] > 0.9, tissues["wm"] > 0.9, tissues["csf"] > 0.9
+        assert fat.sum() > 50 and csf.sum() > 50
+        assert images["T1"][fat].mean() > 1.5 * images["T1"][wm].mean()  # fat bright on T1
+        assert images["T2"][fat].mean() > images["T2"][wm].mean()  # ... and on T2
+        assert images["FLAIR"][fat].mean() > images["FLAIR"][wm].mean()  # ... and on FLAIR
+        assert images["FLAIR"][csf].mean() < 0.3 * images["FLAIR"][wm].mean()  # CSF nulled on FLAIR
+        assert images["T2"][csf].mean() > 2 * images["T2"][wm].mean()  # CSF bright on T2
+
+
+def test_head_fills_the_stated_field_of_view_on_every_slice(ci_embedded):
+    low, high = HEAD_FILL_RANGE
+    for path in dataset_files(ci_embedded, "test") + dataset_files(ci_embedded, "train"):
+        with h5py.File(path, "r") as handle:
+            rss = handle["reconstruction_rss"][()]
+        for image in rss:
+            head = image > 0.1 * image.max()
+            rows, cols = head.any(axis=1).mean(), head.any(axis=0).mean()
+            assert low <= rows <= high and low <= cols <= high, (path.name, rows, cols)
+    card = resources.files("benchmark.data").joinpath("DATASET.md").read_text()
+    assert f"{round(100 * low)}–{round(100 * high)} %" in card  # the card states the range tested here
+
+
+def test_coil_maps_are_normalised_inside_the_head_with_several_coil_counts(ci_embedded):
+    counts = set()
+    for path in dataset_files(ci_embedded, "test") + dataset_files(ci_embedded, "val"):
+        with h5py.File(path, "r") as handle:
+            maps, rss = handle["sensitivity_maps"][()], handle["reconstruction_rss"][0]
+        counts.add(maps.shape[0])
+        head = rss > 0.1 * rss.max()
+        np.testing.assert_allclose((np.abs(maps.astype(np.complex128)) ** 2).sum(0)[head], 1.0, atol=1e-5)
+    assert counts == {8, 12}  # CI_SPEC's coil counts, one per subject in turn
+
+
+def test_mini_build_matches_the_committed_hash(tmp_path):
+    root = build_embedded(tmp_path / "mini", MINI_SPEC)
+    built = json.loads((root / "manifest.json").read_text())["dataset_hash"]
+    assert built == MINI_BUILD_HASH, (
+        f"this machine builds other bytes ({built}) than the one that made the shipped checkpoints: the "
+        "embedded data, and every number on it, differs here"
+    )
+
+
+def test_data_from_an_older_builder_is_refused(small_embedded, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(small_embedded, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["description"]["builder_version"] = "1"
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BenchmarkError, match=re.escape("prepare --force")) as error:
+        verify_dataset(old)
+    assert "version 1" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_training_batches_hold_one_coil_count(ci_embedded):
+    dataset = SliceDataset(dataset_files(ci_embedded, "train") + dataset_files(ci_embedded, "val"), LoadOptions())
+    assert set(dataset.coil_counts) == {8, 12}
+    config = TrainConfig(batch_size=2, seed=3)
+    for world in (1, 2):
+        per_rank = [epoch_batches(dataset, config, epoch=1, rank=r, world=world) for r in range(world)]
+        assert len({len(batches) for batches in per_rank}) == 1  # every rank takes the same number of steps
+        for step in zip(*per_rank, strict=True):
+            indices = [i for batch in step for i in batch]
+            assert len(indices) == 2 * world and len({dataset.coil_counts[i] for i in indices}) == 1
+
+
+def test_one_coil_count_batches_equal_distributed_sampler(small_embedded):
+    dataset = SliceDataset(dataset_files(small_embedded, "train") + dataset_files(small_embedded, "test"))
+    config = TrainConfig(batch_size=2, seed=5)
+    for rank in range(2):
+        sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=5, drop_last=True)
+        sampler.set_epoch(4)
+        order = list(sampler)
+        expected = [order[i : i + 2] for i in range(0, len(order) - 1, 2)]
+        assert epoch_batches(dataset, config, epoch=4, rank=rank, world=2) == expected
