@@ -39,7 +39,7 @@ RELAXATION_3T: dict[str, Tissue] = {
     "csf": Tissue(t1_ms=4000.0, t2_ms=2000.0, proton_density=1.00),
 }
 
-#: Sequence timings (ms), typical of clinical axial brain protocols such as fastMRI's AXT2/AXFLAIR.
+#: Sequence timings (ms), typical of clinical axial brain acquisitions such as fastMRI's AXT2/AXFLAIR.
 T2_SPIN_ECHO = {"tr": 6000.0, "te": 100.0}
 FLAIR_TR, FLAIR_TE = 9000.0, 120.0
 #: Inversion time that nulls CSF: 1 - 2 exp(-TI/T1) + exp(-TR/T1) = 0.
