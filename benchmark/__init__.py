@@ -1,7 +1,7 @@
 """Reference benchmark harness for extreme-acceleration multi-coil MRI reconstruction.
 
 Sub-packages: ``physics`` (FFT, coil maps, the multi-coil operator), ``masks`` (nested sampling
-protocols), ``data`` (fastMRI-layout reader and the embedded offline dataset).
+patterns), ``data`` (fastMRI-layout reader and the embedded offline dataset).
 """
 
 __version__ = "0.1.0"

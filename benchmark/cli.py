@@ -1,7 +1,7 @@
 """Command line: ``python -m benchmark <command>``.
 
-Commands: ``prepare`` (build or verify the embedded dataset, or convert real fastMRI files) and
-``masks`` (draw the four sampling protocols). User errors print one line ``error: ...`` on stderr and
+Commands: ``prepare``, ``run``, ``train``, ``methods``, ``report``, ``check``, ``weights`` and ``masks``,
+one small parser builder and one handler each. User errors print one line ``error: ...`` on stderr and
 exit with status 2; nothing is left half-written.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from benchmark.data.normalization import NORMALIZATIONS
 from benchmark.errors import BenchmarkError
 
+SCORING_PROTOCOLS = ("paper", "fastmri")
 NORMALIZATION_HELP = (
     "measured (default): divide by a scale from the R=32 measurements only; slice_max: by the target's "
     "maximum (the paper authors' pipeline); none"
@@ -79,15 +80,40 @@ def _run(args: argparse.Namespace) -> None:
     print(f"run directory: {out}")
     table = run_benchmark(config, resume=args.resume)
     volumes = pd.read_csv(out / VOLUME_TABLE_FILE)
-    print(summarize(table, protocol=args.protocol, volumes=volumes).to_string(max_rows=500))
-    print(f"per-image table: {out / 'metrics.csv'} ({len(table)} rows); SSIM/PSNR protocol shown: {args.protocol}")
+    print(summarize(table, scoring=args.scoring, volumes=volumes).to_string(max_rows=500))
+    print(f"per-image table: {out / 'metrics.csv'} ({len(table)} rows); PSNR/SSIM scoring shown: {args.scoring}")
+
+
+def _methods(args: argparse.Namespace) -> None:
+    from benchmark.registry import describe_methods
+    from benchmark.reports.tables import method_label
+
+    print(f"{'name':18s} {'paper name':18s} {'kind':10s} profiles: checkpoint")
+    for row in describe_methods():
+        profiles = []
+        for profile in row["profiles"]:
+            if row["kind"] == "classical":
+                profiles.append(f"{profile}: needs none")
+            else:
+                digest = row["checkpoints"][profile]
+                profiles.append(f"{profile}: {'shipped ' + digest + '…' if digest else 'not shipped (train it)'}")
+        print(f"{row['name']:18s} {method_label(row['name']):18s} {row['kind']:10s} {'; '.join(profiles)}")
 
 
 def _weights(args: argparse.Namespace) -> None:
-    from benchmark.metrics.weights import BACKBONES, backbone_problem, checkpoint_dir, import_backbone
+    from benchmark.metrics.weights import (
+        BACKBONES,
+        backbone_problem,
+        checkpoint_dir,
+        download_backbone,
+        import_backbone,
+    )
 
     for source in args.import_files or []:
         print(f"imported {source} -> {import_backbone(source)}")
+    for key in args.download or []:
+        print(f"downloading {BACKBONES[key].url}")
+        print(f"installed {download_backbone(key)} (sha256 verified)")
     print(f"backbone weights in {checkpoint_dir()} (torchvision's cache; set $TORCH_HOME to move it):")
     for key, backbone in BACKBONES.items():
         problem = backbone_problem(key, verify=True)
@@ -100,7 +126,7 @@ def _report(args: argparse.Namespace) -> None:
     from benchmark.reports.report import write_report
 
     out = Path(args.out) if args.out else Path("reports") / Path(args.run_dir).name
-    for path in write_report(args.run_dir, out, args.protocol, args.with_paper, args.slice, args.error_maps):
+    for path in write_report(args.run_dir, out, args.scoring, args.with_paper, args.slice, args.error_maps):
         print(f"wrote {path}")
 
 
@@ -124,7 +150,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from benchmark.training.loop import PROTOCOLS, TrainRequest, train
+    from benchmark.training.loop import PATTERNS, TrainRequest, train
 
     data = _resolve_data(args.data)
     out = Path(args.out) if args.out else Path("results/training") / f"{args.method}-{args.profile}"
@@ -133,7 +159,7 @@ def _train(args: argparse.Namespace) -> None:
         profile=args.profile,
         data=data,
         out=out,
-        masks=tuple(_split(args.masks)) if args.masks else PROTOCOLS,
+        masks=tuple(_split(args.masks)) if args.masks else PATTERNS,
         device=args.device,
         resume=args.resume,
         steps=args.steps,
@@ -170,6 +196,26 @@ def _checkpoint_pair(text: str) -> tuple[str, Path]:
     return method.strip(), Path(path)
 
 
+def _add_scoring(parser: argparse.ArgumentParser, shown: str) -> None:
+    """``--scoring`` and its deprecated alias ``--protocol`` (resolved by ``_resolve_scoring``)."""
+    parser.add_argument("--scoring", choices=SCORING_PROTOCOLS, help=f"scoring protocol for {shown} (default: paper)")
+    parser.add_argument(
+        "--protocol", dest="deprecated_protocol", choices=SCORING_PROTOCOLS, help="deprecated alias of --scoring"
+    )
+
+
+def _resolve_scoring(args: argparse.Namespace) -> None:
+    """Fill ``args.scoring`` from ``--scoring`` or the deprecated ``--protocol`` (one warning line on stderr)."""
+    if not hasattr(args, "scoring"):
+        return
+    old = args.deprecated_protocol
+    if old is not None:
+        print("warning: --protocol is deprecated; use --scoring", file=sys.stderr)
+        if args.scoring is not None and args.scoring != old:
+            raise BenchmarkError(f"--scoring {args.scoring} and --protocol {old} disagree; give --scoring only")
+    args.scoring = args.scoring or old or "paper"
+
+
 def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -180,7 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark harness for extreme-acceleration (R=32) multi-coil MRI reconstruction.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    builders = (_add_prepare, _add_run, _add_train, _add_methods, _add_report, _add_check, _add_weights, _add_masks)
+    for add_command in builders:
+        add_command(commands)
+    return parser
 
+
+def _add_prepare(commands: argparse._SubParsersAction) -> None:
     prepare = commands.add_parser(
         "prepare",
         help="build the embedded offline dataset (or convert real fastMRI files)",
@@ -198,15 +250,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prepare.set_defaults(handler=_prepare)
 
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser(
         "run",
         help="run methods on the test split and score them",
-        description="Run every method on every mask protocol, contrast and test volume at one acceleration; "
+        description="Run every method on every mask pattern, contrast and test volume at one acceleration; "
         "reconstructions go to RUN_DIR/recons, per-image metrics to RUN_DIR/metrics.csv, and a per-mask, "
         "per-contrast summary is printed. Interrupt at any time and continue with --resume.",
     )
-    run.add_argument("--methods", default="zero_filled", help="comma-separated method names (default: zero_filled)")
-    run.add_argument("--masks", default="cartesian_x,cartesian_y,gaussian_2d,radial", help="comma-separated protocols")
+    run.add_argument(
+        "--methods",
+        default="zero_filled",
+        help="comma-separated method names (default: zero_filled); `python -m benchmark methods` lists them",
+    )
+    run.add_argument(
+        "--masks", default="cartesian_x,cartesian_y,gaussian_2d,radial", help="comma-separated mask patterns"
+    )
     run.add_argument("--contrasts", default="T1,T2,FLAIR", help="comma-separated contrasts (default: T1,T2,FLAIR)")
     run.add_argument("--data", help="dataset directory (default: $MRIBENCH_DATA or data/embedded, built if missing)")
     run.add_argument("--out", help="run directory (default: results/runs/<profile>-<methods>)")
@@ -219,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"), help="image size (256 256)")
     run.add_argument("--batch-size", type=int, default=8, help="slices per reconstruct call (default 8)")
     run.add_argument("--seed", type=int, default=0, help="seed for stochastic methods (default 0)")
-    run.add_argument("--protocol", default="paper", choices=["paper", "fastmri"], help="protocol for the summary")
+    _add_scoring(run, "the summary's PSNR/SSIM")
     run.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
     run.add_argument(
         "--checkpoint",
@@ -234,16 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
         help="train a learned method (single process, or under torchrun for DDP)",
-        description="Train METHOD on the train split at R=32 with one model for all mask protocols (one protocol "
+        description="Train METHOD on the train split at R=32 with one model for all mask patterns (one pattern "
         "drawn per step); validation SSIM picks best.pt. --ship copies it to results/checkpoints/<method>/<profile>.pt "
-        "and records its sha256 and this command in the manifest. Run under `torchrun --nproc_per_node N` for DDP.",
+        "and records its sha256 and this command in the manifest. "
+        "For DDP: `torchrun --nproc_per_node N -m benchmark train ...`.",
     )
     train.add_argument("method", help="method name, e.g. unet, e2evarnet")
     train.add_argument("--profile", default="tiny", choices=["tiny", "paper"])
-    train.add_argument("--masks", help="comma-separated protocols (default: all four)")
+    train.add_argument("--masks", help="comma-separated mask patterns (default: all four)")
     train.add_argument("--data", help="dataset directory (default: $MRIBENCH_DATA or data/embedded)")
     train.add_argument("--out", help="training directory (default: results/training/<method>-<profile>)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -257,6 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ship", action="store_true", help="install best.pt as the shipped checkpoint")
     train.set_defaults(handler=_train)
 
+
+def _add_methods(commands: argparse._SubParsersAction) -> None:
+    methods = commands.add_parser(
+        "methods",
+        help="list the registered methods, their profiles and shipped checkpoints",
+        description="Every method `run --methods` accepts: paper name, kind (classical or learned), profiles, and "
+        "for learned methods whether each profile's checkpoint is shipped (with its sha256 prefix).",
+    )
+    methods.set_defaults(handler=_methods)
+
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser(
         "report",
         help="write the paper's tables (markdown, LaTeX) and figure grids for a run",
@@ -265,12 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("run_dir", help="a finished run directory")
     report.add_argument("--out", help="output folder (default: reports/<run name>)")
-    report.add_argument("--protocol", default="paper", choices=["paper", "fastmri"], help="PSNR/SSIM protocol shown")
+    _add_scoring(report, "the tables' PSNR/SSIM")
     report.add_argument("--with-paper", action="store_true", help="print the paper's published numbers beside ours")
     report.add_argument("--slice", help="slice for the figures as FILE.h5:INDEX (default: most informative)")
     report.add_argument("--error-maps", action="store_true", help="add an error-map row to the figures")
     report.set_defaults(handler=_report)
 
+
+def _add_check(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check",
         help="fail when a run's metric means drift from a stored baseline",
@@ -282,19 +359,31 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--update", action="store_true", help="rewrite the baseline from this run")
     check.set_defaults(handler=_check)
 
+
+def _add_weights(commands: argparse._SubParsersAction) -> None:
     weights = commands.add_parser(
         "weights",
         help="show or import the ImageNet backbones LPIPS and DISTS need",
         description="LPIPS-Alex needs torchvision's AlexNet ImageNet weights, LPIPS-VGG and DISTS its VGG16 weights. "
-        "Nothing is downloaded: bring the files (alexnet-owt-7be5be79.pth, vgg16-397923af.pth) and import them; "
-        "each is checked against the sha256 prefix torchvision publishes in its name.",
+        "The suite never downloads on its own: import files you have (alexnet-owt-7be5be79.pth, vgg16-397923af.pth) "
+        "or ask for --download from torchvision's own URLs; each is checked against the sha256 prefix torchvision "
+        "publishes in its name before it is installed.",
     )
     weights.add_argument("--import", dest="import_files", nargs="+", metavar="FILE", help="weight files to import")
+    weights.add_argument(
+        "--download",
+        nargs="+",
+        choices=("alexnet", "vgg16"),
+        metavar="NAME",
+        help="fetch alexnet and/or vgg16 from torchvision's URLs (needs internet), verify, install",
+    )
     weights.set_defaults(handler=_weights)
 
+
+def _add_masks(commands: argparse._SubParsersAction) -> None:
     masks = commands.add_parser(
         "masks",
-        help="draw the four sampling protocols (the paper's Supp. Fig. 1)",
+        help="draw the four sampling patterns (the paper's Supp. Fig. 1)",
         description="Draw cartesian_x, cartesian_y, gaussian_2d and radial masks side by side.",
     )
     masks.add_argument("--out", default="reports/masks.png", help="output image; format from the suffix")
@@ -302,12 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--shape", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
     masks.add_argument("--seed", type=int, default=0)
     masks.set_defaults(handler=_masks)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _resolve_scoring(args)
         args.handler(args)
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The interface every reconstruction method implements, and the batch the harness hands it.
 
 A method sees only what a scanner would give it: undersampled multi-coil k-space (zero where not
-sampled), the sampling mask, the sensitivity maps every method shares, and the protocol and
+sampled), the sampling mask, the sensitivity maps every method shares, and the sampling pattern and
 acceleration that produced the mask. It never sees the target. Training (a later stage) adds
 ``loss``; the shared loop supplies everything else.
 """
@@ -31,7 +31,7 @@ class ReconBatch:
     kspace: torch.Tensor  # (B, C, H, W) complex64, zero outside the mask
     mask: torch.Tensor  # (B, H, W) bool
     maps: torch.Tensor  # (B, C, H, W) complex64
-    protocol: str
+    pattern: str  # mask pattern name, e.g. "radial" (``benchmark.masks.PATTERNS``)
     acceleration: int
 
     def operator(self) -> MultiCoilOperator:
@@ -40,7 +40,7 @@ class ReconBatch:
 
     def to(self, device: torch.device) -> ReconBatch:
         return ReconBatch(
-            self.kspace.to(device), self.mask.to(device), self.maps.to(device), self.protocol, self.acceleration
+            self.kspace.to(device), self.mask.to(device), self.maps.to(device), self.pattern, self.acceleration
         )
 
 

@@ -42,3 +42,23 @@ def get_method_class(name: str) -> type[Method]:
     if not (isinstance(cls, type) and issubclass(cls, Method)) or cls.name != name:
         raise TypeError(f"registry entry {name!r} -> {METHODS[name]} is not a Method named {name!r}")
     return cls
+
+
+def describe_methods() -> list[dict]:
+    """Every registered method: name, kind, profiles and, for learned ones, each profile's shipped
+    checkpoint as a sha256 prefix (``None`` when absent)."""
+    from benchmark.io import sha256_file
+    from benchmark.method import LearnedMethod
+    from benchmark.training.checkpoint import CHECKPOINT_ROOT
+
+    rows = []
+    for name in known_methods():
+        cls = get_method_class(name)
+        learned = issubclass(cls, LearnedMethod)
+        checkpoints = {}
+        for profile in cls.configs if learned else ():
+            path = CHECKPOINT_ROOT / name / f"{profile}.pt"
+            checkpoints[profile] = sha256_file(path)[:12] if path.is_file() else None
+        kind = "learned" if learned else "classical"
+        rows.append({"name": name, "kind": kind, "profiles": list(cls.configs), "checkpoints": checkpoints})
+    return rows

@@ -134,7 +134,7 @@ def test_volume_scores_equal_fastmri_evaluate_on_the_stored_volumes(small_embedd
 
 
 def test_fastmri_protocol_tables_report_volume_means(zero_filled_run, tmp_path):
-    write_report(zero_filled_run, tmp_path / "report", protocol="fastmri")
+    write_report(zero_filled_run, tmp_path / "report", scoring="fastmri")
     text = (tmp_path / "report" / "tables.md").read_text()
     by_volume = pd.read_csv(zero_filled_run / "volume_metrics.csv").groupby(["mask", "contrast"])["psnr_fastmri"]
     by_image = pd.read_csv(zero_filled_run / "metrics.csv").groupby(["mask", "contrast"])["psnr_fastmri"]

@@ -1,4 +1,4 @@
-"""Masks: exact acceleration, nesting, seeding, RNG hygiene, and each protocol's geometry."""
+"""Masks: exact acceleration, nesting, seeding, RNG hygiene, and each pattern's geometry."""
 
 import random
 
@@ -7,80 +7,80 @@ import pytest
 import torch
 
 from benchmark.errors import InputError
-from benchmark.masks import HIERARCHY_ACCELERATIONS, PROTOCOLS, make_mask, make_mask_hierarchy, mask_seed
+from benchmark.masks import HIERARCHY_ACCELERATIONS, PATTERNS, make_mask, make_mask_hierarchy, mask_seed
 
 SHAPES = [(256, 256), (320, 184)]
 
 
-def sampled_units(protocol: str, mask: torch.Tensor) -> int:
-    """Count lines for Cartesian protocols (checking they are whole lines), points otherwise."""
-    if protocol == "cartesian_y":
+def sampled_units(pattern: str, mask: torch.Tensor) -> int:
+    """Count lines for Cartesian patterns (checking they are whole lines), points otherwise."""
+    if pattern == "cartesian_y":
         columns = mask.any(dim=0)
         assert torch.equal(mask, columns.expand_as(mask)), "cartesian_y must keep whole columns"
         return int(columns.sum())
-    if protocol == "cartesian_x":
+    if pattern == "cartesian_x":
         rows = mask.any(dim=1)
         assert torch.equal(mask, rows[:, None].expand_as(mask)), "cartesian_x must keep whole rows"
         return int(rows.sum())
     return int(mask.sum())
 
 
-def total_units(protocol: str, shape) -> int:
-    return {"cartesian_y": shape[1], "cartesian_x": shape[0]}.get(protocol, shape[0] * shape[1])
+def total_units(pattern: str, shape) -> int:
+    return {"cartesian_y": shape[1], "cartesian_x": shape[0]}.get(pattern, shape[0] * shape[1])
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
 @pytest.mark.parametrize("acceleration", HIERARCHY_ACCELERATIONS)
-def test_every_protocol_hits_its_acceleration_exactly(protocol, shape, acceleration):
-    mask = make_mask(protocol, shape, acceleration, seed=11)
+def test_every_pattern_hits_its_acceleration_exactly(pattern, shape, acceleration):
+    mask = make_mask(pattern, shape, acceleration, seed=11)
     assert mask.dtype == torch.bool and tuple(mask.shape) == shape
-    assert sampled_units(protocol, mask) == round(total_units(protocol, shape) / acceleration)
+    assert sampled_units(pattern, mask) == round(total_units(pattern, shape) / acceleration)
 
 
 @pytest.mark.parametrize("acceleration", [3, 6, 12])
-@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
-def test_off_ladder_accelerations_are_exact_too(protocol, acceleration):
-    mask = make_mask(protocol, (128, 96), acceleration, seed=5)
-    assert sampled_units(protocol, mask) == round(total_units(protocol, (128, 96)) / acceleration)
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_off_ladder_accelerations_are_exact_too(pattern, acceleration):
+    mask = make_mask(pattern, (128, 96), acceleration, seed=5)
+    assert sampled_units(pattern, mask) == round(total_units(pattern, (128, 96)) / acceleration)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
-def test_hierarchy_is_nested_and_equals_make_mask(protocol, shape):
-    hierarchy = make_mask_hierarchy(protocol, shape, seed=3)
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_hierarchy_is_nested_and_equals_make_mask(pattern, shape):
+    hierarchy = make_mask_hierarchy(pattern, shape, seed=3)
     assert list(hierarchy) == [32, 16, 8, 4, 2]
     for coarse, fine in zip(HIERARCHY_ACCELERATIONS, HIERARCHY_ACCELERATIONS[1:], strict=False):
         assert torch.all(hierarchy[fine][hierarchy[coarse]]), f"mask({coarse}) not inside mask({fine})"
         assert hierarchy[fine].sum() > hierarchy[coarse].sum()
     for acceleration, mask in hierarchy.items():
-        assert torch.equal(make_mask(protocol, shape, acceleration, seed=3), mask)
+        assert torch.equal(make_mask(pattern, shape, acceleration, seed=3), mask)
 
 
-@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
-def test_same_seed_same_mask_different_seed_different_mask(protocol):
-    first = make_mask(protocol, (256, 256), 32, seed=1)
-    assert torch.equal(first, make_mask(protocol, (256, 256), 32, seed=1))
-    assert not torch.equal(first, make_mask(protocol, (256, 256), 32, seed=2))
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_same_seed_same_mask_different_seed_different_mask(pattern):
+    first = make_mask(pattern, (256, 256), 32, seed=1)
+    assert torch.equal(first, make_mask(pattern, (256, 256), 32, seed=1))
+    assert not torch.equal(first, make_mask(pattern, (256, 256), 32, seed=2))
 
 
-@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
-def test_global_rng_states_are_left_untouched(protocol):
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_global_rng_states_are_left_untouched(pattern):
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
     before = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone())
-    make_mask_hierarchy(protocol, (64, 64), seed=9)
+    make_mask_hierarchy(pattern, (64, 64), seed=9)
     after = (random.getstate(), np.random.get_state()[1], torch.get_rng_state())
     assert before[0] == after[0]
     assert np.array_equal(before[1], after[1])
     assert torch.equal(before[2], after[2])
 
 
-@pytest.mark.parametrize("protocol", ["cartesian_x", "cartesian_y"])
-def test_cartesian_centre_is_fully_sampled_and_counts_toward_r(protocol):
-    mask = make_mask(protocol, (256, 256), 32, seed=4)
-    lines = mask.any(dim=0) if protocol == "cartesian_y" else mask.any(dim=1)
+@pytest.mark.parametrize("pattern", ["cartesian_x", "cartesian_y"])
+def test_cartesian_centre_is_fully_sampled_and_counts_toward_r(pattern):
+    mask = make_mask(pattern, (256, 256), 32, seed=4)
+    lines = mask.any(dim=0) if pattern == "cartesian_y" else mask.any(dim=1)
     # 8 lines in total at R=32 of 256; round(0.32 * 8) = 3 of them are the contiguous centre 127..129.
     assert lines[127:130].all()
     assert int(lines.sum()) == 8
@@ -108,21 +108,21 @@ def centre_run(lines: list[int], num_lines: int) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("shape", [(256, 256), (320, 320), (256, 320)])
-@pytest.mark.parametrize("protocol", ["cartesian_x", "cartesian_y"])
-def test_every_cartesian_level_is_equispaced(protocol, shape):
+@pytest.mark.parametrize("pattern", ["cartesian_x", "cartesian_y"])
+def test_every_cartesian_level_is_equispaced(pattern, shape):
     """Each ladder level, not only the coarsest, has outer gaps within 0.5..1.5 of its ideal spacing.
 
     The ideal spacing is ``(N - c) / (n - c)`` with ``c`` the length of the measured centre run (the
     contiguous sampled lines around ``N // 2``). Ignored: gaps of 1 and the two gaps touching the centre run.
     """
-    num_lines = shape[1] if protocol == "cartesian_y" else shape[0]
+    num_lines = shape[1] if pattern == "cartesian_y" else shape[0]
     failures = []
     for seed in range(10):
-        hierarchy = make_mask_hierarchy(protocol, shape, seed)
+        hierarchy = make_mask_hierarchy(pattern, shape, seed)
         finer_lines = None
         for acceleration in reversed(HIERARCHY_ACCELERATIONS):  # finest first, so each level checks nesting
             mask = hierarchy[acceleration]
-            is_sampled = mask.any(dim=0) if protocol == "cartesian_y" else mask.any(dim=1)
+            is_sampled = mask.any(dim=0) if pattern == "cartesian_y" else mask.any(dim=1)
             lines = torch.nonzero(is_sampled).flatten().tolist()
             count = round(num_lines / acceleration)
             assert len(lines) == count, f"seed {seed}, R={acceleration}: {len(lines)} lines, not {count}"
@@ -188,6 +188,6 @@ def test_bad_arguments_raise_a_clear_error(arguments, message):
         make_mask(*arguments)
 
 
-def test_unknown_protocol_names_the_closest_match():
+def test_unknown_pattern_names_the_closest_match():
     with pytest.raises(InputError, match="did you mean 'radial'"):
         make_mask("radail", (64, 64), 4, 1)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.masks import PROTOCOLS, make_mask
+from benchmark.masks import PATTERNS, make_mask
 from benchmark.physics import MultiCoilOperator, birdcage_maps, fft2c, normalize_maps, rss, sense_combine
 
 SHAPE = (24, 20)
@@ -18,7 +18,7 @@ def random_masks():
     rng = torch.Generator().manual_seed(1)
     yield "bernoulli", torch.rand(SHAPE, generator=rng) < 0.3
     yield "full", torch.ones(SHAPE, dtype=torch.bool)
-    for name in PROTOCOLS:
+    for name in PATTERNS:
         yield name, make_mask(name, SHAPE, 4, seed=7)
 
 

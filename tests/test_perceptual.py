@@ -1,8 +1,11 @@
 """LPIPS/DISTS wrappers against direct library calls on the same (seeded random) backbone weights,
 unavailability without genuine weights, and the weight import command."""
 
+import functools
+import http.server
 import subprocess
 import sys
+import threading
 
 import lpips
 import pytest
@@ -10,11 +13,11 @@ import torch
 import torchvision
 from DISTS_pytorch import DISTS as LibraryDISTS
 
-from benchmark.errors import InputError
+from benchmark.errors import BenchmarkError, InputError
 from benchmark.metrics import ScoringBatch
 from benchmark.metrics import weights as weights_module
 from benchmark.metrics.perceptual import DISTS, LPIPS, STLPIPS
-from benchmark.metrics.weights import BACKBONES, Backbone, import_backbone
+from benchmark.metrics.weights import BACKBONES, Backbone, download_backbone, import_backbone
 
 
 @pytest.fixture
@@ -98,3 +101,42 @@ def test_import_refuses_a_foreign_file(torch_home, tmp_path):
     )
     assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
     assert not torch_home.exists() or not any(torch_home.iterdir())
+
+
+@pytest.fixture
+def weight_server(tmp_path):
+    """A static HTTP server on 127.0.0.1 (an ephemeral port) serving ``tmp_path / "served"``."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_installs_a_file_whose_hash_matches_and_refuses_a_corrupted_one(
+    torch_home, weight_server, monkeypatch
+):
+    served, base = weight_server
+    genuine = b"pretend alexnet weights" * 1000
+    (served / "alexnet-good.pth").write_bytes(genuine)
+    digest = weights_module.hashlib.sha256(genuine).hexdigest()
+    good = Backbone("alexnet", "alexnet-good.pth", digest[:8], "lpips_alex", f"{base}/alexnet-good.pth")
+    monkeypatch.setitem(BACKBONES, "alexnet", good)
+    installed = download_backbone("alexnet")
+    assert installed == torch_home / "alexnet-good.pth" and installed.read_bytes() == genuine
+    installed.unlink()
+    corrupted = bytearray(genuine)
+    corrupted[100] ^= 0xFF  # one flipped byte in transit
+    (served / "alexnet-good.pth").write_bytes(bytes(corrupted))
+    with pytest.raises(InputError, match="nothing installed"):
+        download_backbone("alexnet")
+    assert not any(torch_home.iterdir())  # no partial or temporary file left behind
+    missing = Backbone("alexnet", "alexnet-gone.pth", digest[:8], "lpips_alex", f"{base}/alexnet-gone.pth")
+    monkeypatch.setitem(BACKBONES, "alexnet", missing)
+    with pytest.raises(BenchmarkError, match="cannot download"):
+        download_backbone("alexnet")
+    assert not any(torch_home.iterdir())

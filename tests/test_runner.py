@@ -99,7 +99,7 @@ def test_kill_9_then_resume_gives_the_same_table_without_duplicates(small_embedd
     ("arguments", "message"),
     [
         (["--methods", "zero_fill"], "did you mean 'zero_filled'"),
-        (["--masks", "spiral"], "unknown mask protocol 'spiral'"),
+        (["--masks", "spiral"], "unknown mask pattern 'spiral'"),
         (["--contrasts", "PD"], "unknown contrast 'PD'"),
         (["--data", "/nonexistent/data"], "does not exist"),
         (["--out", "/proc/benchmark-run"], "cannot write"),

@@ -2,6 +2,7 @@
 checkpoint integrity, output contracts and DDP equivalence."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -25,12 +26,12 @@ LEARNED = ["unet", "e2evarnet", "recurrentvarnet"]
 CPU = torch.device("cpu")
 
 
-def small_batch(small_embedded, protocol="cartesian_y", count=2):
+def small_batch(small_embedded, pattern="cartesian_y", count=2):
     dataset = SliceDataset(dataset_files(small_embedded, "train")[:1], LoadOptions(size=(64, 64)))
     items = [dataset[i] for i in range(count)]
-    mask = torch.stack([make_mask(protocol, (64, 64), 4, seed=i) for i in range(count)])
+    mask = torch.stack([make_mask(pattern, (64, 64), 4, seed=i) for i in range(count)])
     kspace = torch.stack([item["kspace"] for item in items]) * mask[:, None]
-    batch = ReconBatch(kspace, mask, torch.stack([item["maps"] for item in items]), protocol, 4)
+    batch = ReconBatch(kspace, mask, torch.stack([item["maps"] for item in items]), pattern, 4)
     return batch, torch.stack([item["target"] for item in items])
 
 
@@ -90,7 +91,7 @@ def test_e2evarnet_adapter_passes_kspace_and_mask_in_fastmri_layout(small_embedd
     for cascade in method.model.cascades:
         cascade.model = ZeroRegularizer()
         cascade.dc_weight.data.fill_(1.0)
-    batch, _ = small_batch(small_embedded, protocol="radial")
+    batch, _ = small_batch(small_embedded, pattern="radial")
     with torch.no_grad():
         output = method.reconstruct(batch)
     torch.testing.assert_close(output, rss(ifft2c(batch.kspace)).float(), atol=1e-5, rtol=1e-4)
@@ -202,3 +203,35 @@ def test_ddp_two_ranks_agree_and_match_one_process_on_the_same_global_batch(smal
     gap = norm(rank0[k] - reference[k] for k in reference)
     assert update > 0, "training did not change the weights"
     assert gap < 0.02 * update, (gap, update)
+
+
+def test_the_readme_torchrun_line_trains_like_one_process_on_the_same_global_batch(small_embedded, tmp_path):
+    """The README's DDP command, run as written (torchrun takes ``-m benchmark``), then compared with one
+    process on the same global batch."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = re.search(r"`(torchrun --nproc_per_node 2 -m benchmark train unet --profile tiny)`", readme)
+    assert line, "README.md no longer shows the torchrun command this test runs"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    command = line.group(1).split()
+    common = ["--data", str(small_embedded), "--device", "cpu", "--size", "64", "64", "--steps", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run(
+        [str(torchrun), "--master_port", "29519", *command[1:], *common, "--batch-size", "1", "--out",
+         str(tmp_path / "ddp")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run(
+        [sys.executable, "-m", "benchmark", "train", "unet", *common, "--batch-size", "2", "--out",
+         str(tmp_path / "single")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    trained = [load_checkpoint(tmp_path / run / "last.pt", "unet")["model"] for run in ("ddp", "single")]
+    initial = Trainer(
+        TrainRequest(method="unet", profile="tiny", data=small_embedded, out=tmp_path / "init", device="cpu",
+                     steps=1, size=(64, 64))
+    ).model.state_dict()  # fmt: skip
+    update = torch.sqrt(sum((trained[1][k] - initial[k]).double().pow(2).sum() for k in initial)).item()
+    gap = torch.sqrt(sum((trained[0][k] - trained[1][k]).double().pow(2).sum() for k in initial)).item()
+    assert update > 0 and gap < 0.02 * update, (gap, update)

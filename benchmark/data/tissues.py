@@ -36,7 +36,7 @@ BRAIN_TISSUES = ("gm", "wm", "csf")
 #: Tissues outside the brain (the CSF rim joins ``csf``).
 HEAD_TISSUES = ("csf", "bone", "marrow", "muscle", "fat", "skin")
 
-#: Sequence timings (ms), typical of clinical axial brain protocols such as fastMRI's AXT1/AXT2/AXFLAIR.
+#: Sequence timings (ms), typical of clinical axial brain acquisitions such as fastMRI's AXT1/AXT2/AXFLAIR.
 T1_SPIN_ECHO = {"tr": 500.0, "te": 10.0}
 T2_SPIN_ECHO = {"tr": 6000.0, "te": 100.0}
 FLAIR_TR, FLAIR_TE = 9000.0, 120.0

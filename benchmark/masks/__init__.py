@@ -1,7 +1,7 @@
-"""The four sampling protocols of the paper, nested across the NASP acceleration ladder.
+"""The four sampling patterns of the paper, nested across the NASP acceleration ladder.
 
-``make_mask(protocol, shape, acceleration, seed)`` returns one boolean ``(H, W)`` mask;
-``make_mask_hierarchy(protocol, shape, seed)`` returns ``{32, 16, 8, 4, 2} -> mask`` with
+``make_mask(pattern, shape, acceleration, seed)`` returns one boolean ``(H, W)`` mask;
+``make_mask_hierarchy(pattern, shape, seed)`` returns ``{32, 16, 8, 4, 2} -> mask`` with
 ``mask(32) ⊂ mask(16) ⊂ … ⊂ mask(2)``. ``make_mask(p, s, R, seed)`` equals the hierarchy's level ``R``
 for every R on the ladder, so NASP and every baseline see the same R=32 mask for a slice.
 ``mask_seed(file_name, slice_index)`` derives the seed from the data, so masks never depend on run order.
@@ -15,47 +15,47 @@ from pathlib import Path
 import torch
 
 from benchmark.errors import InputError
-from benchmark.masks.base import HIERARCHY_ACCELERATIONS, MaskProtocol
+from benchmark.masks.base import HIERARCHY_ACCELERATIONS, MaskPattern
 from benchmark.masks.cartesian import CartesianX, CartesianY
 from benchmark.masks.gaussian import Gaussian2D
 from benchmark.masks.radial import Radial
 from benchmark.seeds import derive_seed
 
-PROTOCOLS: dict[str, type[MaskProtocol]] = {cls.name: cls for cls in (CartesianX, CartesianY, Gaussian2D, Radial)}
+PATTERNS: dict[str, type[MaskPattern]] = {cls.name: cls for cls in (CartesianX, CartesianY, Gaussian2D, Radial)}
 
 __all__ = [
     "HIERARCHY_ACCELERATIONS",
-    "PROTOCOLS",
-    "MaskProtocol",
-    "get_protocol",
+    "PATTERNS",
+    "MaskPattern",
+    "get_pattern",
     "make_mask",
     "make_mask_hierarchy",
     "mask_seed",
 ]
 
 
-def get_protocol(name: str) -> MaskProtocol:
-    """The protocol object registered as ``name``; an unknown name lists the known ones."""
-    if name not in PROTOCOLS:
-        close = difflib.get_close_matches(name, PROTOCOLS, n=1)
+def get_pattern(name: str) -> MaskPattern:
+    """The pattern object registered as ``name``; an unknown name lists the known ones."""
+    if name not in PATTERNS:
+        close = difflib.get_close_matches(name, PATTERNS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise InputError(f"unknown mask protocol {name!r}{hint}; known: {', '.join(PROTOCOLS)}")
-    return PROTOCOLS[name]()
+        raise InputError(f"unknown mask pattern {name!r}{hint}; known: {', '.join(PATTERNS)}")
+    return PATTERNS[name]()
 
 
-def make_mask(protocol: str, shape: tuple[int, int], acceleration: int, seed: int) -> torch.Tensor:
+def make_mask(pattern: str, shape: tuple[int, int], acceleration: int, seed: int) -> torch.Tensor:
     """Boolean ``(H, W)`` mask sampling exactly ``round(N / acceleration)`` lines or points.
 
     The mask is the ``acceleration`` level of the nested chain ``(ladder levels coarser than R) + R``,
     so on the ladder it is identical to ``make_mask_hierarchy(...)[acceleration]``.
     """
     chain = [r for r in HIERARCHY_ACCELERATIONS if r > acceleration] + [acceleration]
-    return get_protocol(protocol).hierarchy(shape, chain, seed)[acceleration]
+    return get_pattern(pattern).hierarchy(shape, chain, seed)[acceleration]
 
 
-def make_mask_hierarchy(protocol: str, shape: tuple[int, int], seed: int) -> dict[int, torch.Tensor]:
+def make_mask_hierarchy(pattern: str, shape: tuple[int, int], seed: int) -> dict[int, torch.Tensor]:
     """Nested masks ``{32: m32, 16: m16, 8: m8, 4: m4, 2: m2}`` with ``m32 ⊂ m16 ⊂ … ⊂ m2``."""
-    return get_protocol(protocol).hierarchy(shape, HIERARCHY_ACCELERATIONS, seed)
+    return get_pattern(pattern).hierarchy(shape, HIERARCHY_ACCELERATIONS, seed)
 
 
 def mask_seed(file_name: str | Path, slice_index: int) -> int:

@@ -1,6 +1,6 @@
-"""Base class for nested sampling protocols: exact acceleration, nested levels, private RNG.
+"""Base class for nested sampling patterns: exact acceleration, nested levels, private RNG.
 
-A protocol subclass implements one method, ``_nested_selection``: given the sampling-unit counts for
+A pattern subclass implements one method, ``_nested_selection``: given the sampling-unit counts for
 each level, coarsest first, it returns the selected unit indices of each level, each a superset of the
 previous one. This base class turns counts into masks, checks that every level hits its count exactly
 and contains the level before it, and draws all randomness from a private ``numpy`` generator seeded
@@ -21,8 +21,8 @@ from benchmark.errors import InputError
 HIERARCHY_ACCELERATIONS: tuple[int, ...] = (32, 16, 8, 4, 2)
 
 
-class MaskProtocol(ABC):
-    """A k-space sampling protocol that yields masks nested across accelerations."""
+class MaskPattern(ABC):
+    """A k-space sampling pattern that yields masks nested across accelerations."""
 
     #: Registry name (e.g. ``"radial"``); set by subclasses.
     name: str = ""
@@ -53,7 +53,7 @@ class MaskProtocol(ABC):
         previous: set[int] = set()
         for acceleration, count, units in zip(ordered, counts, selections, strict=True):
             chosen = set(units.tolist())
-            # Internal invariants, checked on every call: a protocol that breaks them has a bug.
+            # Internal invariants, checked on every call: a pattern that breaks them has a bug.
             if not len(chosen) == len(units) == count:
                 raise RuntimeError(f"{self.name}: {len(chosen)} units instead of {count} for R={acceleration}")
             if not previous <= chosen:
@@ -64,8 +64,8 @@ class MaskProtocol(ABC):
         return masks
 
 
-class PointProtocol(MaskProtocol):
-    """A protocol whose sampling units are individual k-space points (flat indices into ``(H, W)``)."""
+class PointPattern(MaskPattern):
+    """A pattern whose sampling units are individual k-space points (flat indices into ``(H, W)``)."""
 
     def num_units(self, shape: tuple[int, int]) -> int:
         return shape[0] * shape[1]

@@ -30,13 +30,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from benchmark.masks.base import MaskProtocol
+from benchmark.masks.base import MaskPattern
 
 #: Share of each level's lines placed in the contiguous k-space centre (0.32 / R of all lines).
 CENTRE_SHARE = 0.32
 
 
-class _EquispacedLines(MaskProtocol):
+class _EquispacedLines(MaskPattern):
     #: Array axis whose index selects a line (1: columns, 0: rows).
     line_axis: int = 1
 

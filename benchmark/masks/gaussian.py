@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from benchmark.masks.base import PointProtocol
+from benchmark.masks.base import PointPattern
 
 #: Standard deviation of the sampling density as a fraction of each k-space dimension. The paper does
 #: not state it; 0.1 keeps the centre densely sampled at R=32 (about half the points within 1 sigma)
@@ -20,7 +20,7 @@ from benchmark.masks.base import PointProtocol
 SIGMA_FRACTION = 0.1
 
 
-class Gaussian2D(PointProtocol):
+class Gaussian2D(PointPattern):
     """Points drawn without replacement from a 2-D Gaussian density centred on the k-space centre."""
 
     name = "gaussian_2d"

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from benchmark.masks.base import PointProtocol
+from benchmark.masks.base import PointPattern
 
 GOLDEN_ANGLE = math.pi / ((1 + math.sqrt(5)) / 2)
 
 
-class Radial(PointProtocol):
+class Radial(PointPattern):
     """Golden-angle radial spokes rasterised on the Cartesian grid plus a random top-up."""
 
     name = "radial"

@@ -1,4 +1,4 @@
-"""The metric suite: PSNR/SSIM/NMSE under both protocols, LPIPS-Alex/VGG, DISTS, ST-LPIPS.
+"""The metric suite: PSNR/SSIM/NMSE under both scoring protocols, LPIPS-Alex/VGG, DISTS, ST-LPIPS.
 
 Runtime (seconds per image) is measured by the runner during inference, not here.
 """
@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.metrics.base import PROTOCOLS, Metric, ScoringBatch, scale_for_protocol
+from benchmark.metrics.base import SCORING_PROTOCOLS, Metric, ScoringBatch, scale_for_protocol
 from benchmark.metrics.perceptual import DISTS, LPIPS, STLPIPS
 from benchmark.metrics.pixel import NMSE, PSNR, SSIM
 
 __all__ = [
-    "PROTOCOLS",
+    "SCORING_PROTOCOLS",
     "Metric",
     "ScoringBatch",
     "build_metric_suite",
@@ -22,7 +22,7 @@ __all__ = [
 
 def build_metric_suite(device: str | torch.device = "cpu", verify_weights: bool = True) -> list[Metric]:
     """Every metric the benchmark reports, in table order."""
-    pixel = [cls(protocol) for protocol in PROTOCOLS for cls in (PSNR, SSIM, NMSE)]
+    pixel = [cls(scoring) for scoring in SCORING_PROTOCOLS for cls in (PSNR, SSIM, NMSE)]
     perceptual = [
         LPIPS("alex", device, verify_weights),
         LPIPS("vgg", device, verify_weights),

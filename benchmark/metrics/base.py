@@ -1,6 +1,6 @@
 """The metric interface: one value per image, a direction, a version, and the two scoring protocols.
 
-A metric implements only ``compute`` on magnitude images; the protocol (how images are scaled and
+A metric implements only ``compute`` on magnitude images; the scoring protocol (how images are scaled and
 which data range applies) is decided once here, so two metrics never disagree on conventions:
 
 - ``fastmri``: images as reconstructed; data range = the target volume's maximum (``fastmri.evaluate``).
@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 
-PROTOCOLS = ("fastmri", "paper")
+SCORING_PROTOCOLS = ("fastmri", "paper")
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def scale_for_protocol(batch: ScoringBatch, protocol: str) -> tuple[torch.Tensor
         return recon, target, batch.volume_max.to(torch.float64).reshape(-1)
     if protocol == "paper":
         return _by_own_max(recon), _by_own_max(target), torch.ones(recon.shape[0], dtype=torch.float64)
-    raise ValueError(f"unknown scoring protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    raise ValueError(f"unknown scoring protocol {protocol!r}; known: {', '.join(SCORING_PROTOCOLS)}")
 
 
 def _by_own_max(images_BHW: torch.Tensor) -> torch.Tensor:

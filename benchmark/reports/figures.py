@@ -12,9 +12,9 @@ import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmark.io import atomic_path  # noqa: E402
-from benchmark.masks import PROTOCOLS, make_mask  # noqa: E402
+from benchmark.masks import PATTERNS, make_mask  # noqa: E402
 
-#: Panel titles as the paper names the protocols.
+#: Panel titles as the paper names the mask patterns.
 PAPER_MASK_NAMES = {
     "cartesian_x": "ES Cartesian-X",
     "cartesian_y": "ES Cartesian-Y",
@@ -24,13 +24,13 @@ PAPER_MASK_NAMES = {
 
 
 def plot_masks(out: Path, shape: tuple[int, int] = (256, 256), acceleration: int = 32, seed: int = 0) -> Path:
-    """The four protocols at one acceleration, side by side (the paper's Supp. Fig. 1).
+    """The four mask patterns at one acceleration, side by side (the paper's Supp. Fig. 1).
 
     Each title states the measured acceleration (all points / sampled points), so the figure itself
-    shows that every protocol hits its R. The format follows ``out``'s suffix (png, pdf, svg).
+    shows that every pattern hits its R. The format follows ``out``'s suffix (png, pdf, svg).
     """
-    fig, axes = plt.subplots(1, len(PROTOCOLS), figsize=(3.2 * len(PROTOCOLS), 3.6))
-    for ax, name in zip(axes, PROTOCOLS, strict=True):
+    fig, axes = plt.subplots(1, len(PATTERNS), figsize=(3.2 * len(PATTERNS), 3.6))
+    for ax, name in zip(axes, PATTERNS, strict=True):
         mask = make_mask(name, shape, acceleration, seed)
         measured = mask.numel() / int(mask.sum())
         ax.imshow(mask.numpy(), cmap="gray", interpolation="nearest")

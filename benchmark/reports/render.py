@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from benchmark.reports.tables import LOWER_IS_BETTER, METRIC_LABELS, Table, best_rows, method_label
 
@@ -94,10 +95,23 @@ def latex_escape(text: str) -> str:
     )
 
 
+def latex_caption(table: Table) -> str:
+    """The caption without a "Table N:" prefix (LaTeX numbers its tables); the paper's number follows."""
+    label, sep, rest = table.title.partition(": ")
+    if sep and label.split()[-2:-1] == ["Table"]:
+        return f"{rest} (the paper's {label}). {table.caption}"
+    return f"{table.title}. {table.caption}"
+
+
+def latex_text(text: str) -> str:
+    """Escaped prose: markdown code spans (`x`) become ``\\texttt{x}``."""
+    return re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(text))
+
+
 def to_latex(table: Table, with_std: bool = False) -> str:
     columns = [c for _, cols in table.groups for c in cols]
     spec = "l" + "c" * len(columns)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(table.title + '. ' + table.caption)}}}"]
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_text(latex_caption(table))}}}"]
     lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
     if any(group for group, _ in table.groups):
         spans = " & ".join(
@@ -127,6 +141,6 @@ def to_latex(table: Table, with_std: bool = False) -> str:
             lines.append(" & ".join([latex_escape(method_label(method))] + values) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if notes:
-        lines.append(r"\par\footnotesize " + "; ".join(latex_escape(n) for n in notes))
+        lines.append(r"\par\footnotesize " + "; ".join(latex_text(n) for n in notes))
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"

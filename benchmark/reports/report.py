@@ -49,16 +49,16 @@ def unavailable_metrics(metadata: dict) -> dict[str, str]:
 
 
 def build_tables(
-    table: pd.DataFrame, metadata: dict, protocol: str, with_paper: bool, volumes: pd.DataFrame | None = None
+    table: pd.DataFrame, metadata: dict, scoring: str, with_paper: bool, volumes: pd.DataFrame | None = None
 ) -> list:
     unavailable = unavailable_metrics(metadata)
     masks = [m for m in MASK_ORDER if m in set(table["mask"])]
-    tables = [mask_table(table, mask, protocol, unavailable, with_paper, volumes) for mask in masks]
+    tables = [mask_table(table, mask, scoring, unavailable, with_paper, volumes) for mask in masks]
     tables.append(perceptual_table(table, masks, unavailable, with_paper))
-    tables.append(ablation_table(table, masks, protocol, unavailable, volumes))
-    tables.append(distillation_table(table, masks, protocol, unavailable, volumes))
+    tables.append(ablation_table(table, masks, scoring, unavailable, volumes))
+    tables.append(distillation_table(table, masks, scoring, unavailable, volumes))
     tables.append(runtime_table(table))
-    statement = data_statement(metadata, protocol if volumes is not None or protocol == "paper" else "fastmri-images")
+    statement = data_statement(metadata, scoring if volumes is not None or scoring == "paper" else "fastmri-images")
     dataset = metadata.get("dataset") or {}
     mismatches = metadata.get("setting_mismatches") or {}
     for result in tables:
@@ -98,7 +98,7 @@ def data_statement(metadata: dict, scoring: str) -> str:
 def write_report(
     run_dir: str | Path,
     out: str | Path,
-    protocol: str = "paper",
+    scoring: str = "paper",
     with_paper: bool = False,
     slice_choice: str | None = None,
     error_maps: bool = False,
@@ -106,7 +106,7 @@ def write_report(
     """Write tables (mean and mean ± std, markdown and LaTeX) and figures; returns the files written."""
     run_dir, out = Path(run_dir), Path(out)
     table, metadata = load_run(run_dir)
-    tables = build_tables(table, metadata, protocol, with_paper, load_volume_table(run_dir))
+    tables = build_tables(table, metadata, scoring, with_paper, load_volume_table(run_dir))
     preface = (
         f"Run `{run_dir}` (config {metadata['config_hash']}, data {metadata['data_hash'][:16]}, "
         f"commit {metadata['git_commit'][:12]}, device {metadata['device']}).\n\n"

@@ -28,7 +28,7 @@ from benchmark.data.manifest import dataset_description
 from benchmark.data.normalization import DESCRIPTIONS
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path
-from benchmark.masks import get_protocol
+from benchmark.masks import get_pattern
 from benchmark.metrics import build_metric_suite
 from benchmark.registry import check_method_name, get_method_class
 from benchmark.runner.config import RunConfig
@@ -47,7 +47,7 @@ def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
     for name in config.methods:
         check_method_name(name)
     for name in config.masks:
-        get_protocol(name)
+        get_pattern(name)
     for name, _ in config.checkpoints:
         if name not in config.methods:
             raise BenchmarkError(f"--checkpoint names {name!r}, which is not among --methods")
@@ -182,16 +182,16 @@ def _write_json(path: Path, payload: dict) -> None:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def summarize(table: pd.DataFrame, protocol: str = "paper", volumes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Mean per (method, mask, contrast) of PSNR/SSIM under ``protocol``, the perceptual metrics, runtime.
+def summarize(table: pd.DataFrame, scoring: str = "paper", volumes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean per (method, mask, contrast) of PSNR/SSIM under the ``scoring`` protocol, perceptual metrics, runtime.
 
     Under ``fastmri`` PSNR/SSIM are means of the per-volume scores in ``volumes`` (fastMRI's convention).
     """
     keys = ["method", "mask", "contrast"]
-    columns = [f"psnr_{protocol}", f"ssim_{protocol}", "lpips_alex", "dists", "stlpips_alex", "runtime_s"]
+    columns = [f"psnr_{scoring}", f"ssim_{scoring}", "lpips_alex", "dists", "stlpips_alex", "runtime_s"]
     present = [c for c in columns if c in table and table[c].notna().any()]
     summary = table.groupby(keys, sort=False)[present].mean()
-    if protocol == "fastmri" and volumes is not None:
+    if scoring == "fastmri" and volumes is not None:
         pixel = ["psnr_fastmri", "ssim_fastmri"]
         summary[pixel] = volumes.groupby(keys, sort=False)[pixel].mean().reindex(summary.index)
     return summary.round(4)

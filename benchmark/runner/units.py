@@ -1,4 +1,4 @@
-"""One unit of work = (method, mask protocol, volume): inference writes its reconstructions to one
+"""One unit of work = (method, mask pattern, volume): inference writes its reconstructions to one
 ``.h5``; scoring reads them back and writes its rows to one CSV. Both files are written atomically,
 so a unit is either finished on disk or absent, and ``--resume`` can trust what it finds.
 """

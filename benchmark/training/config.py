@@ -17,11 +17,12 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float | None = None
     val_every: int = 100
-    val_slices: int = 12  # validation slices per protocol (fixed, seeded masks)
+    val_slices: int = 12  # validation slices per mask pattern (fixed, seeded masks)
     log_every: int = 10
     seed: int = 0
     bf16: bool = True  # autocast on CUDA only
     tf32: bool = True
     acceleration: int = 32
-    #: Mask policy, identical for every method: one model for all four protocols, one protocol drawn per step.
+    #: Mask policy, identical for every method: one model for all four mask patterns, one pattern drawn per step.
+    #: The value's wording predates the name "pattern"; it is recorded in shipped checkpoints, so it stays.
     mask_policy: str = "all_protocols_per_step"

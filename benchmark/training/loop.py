@@ -7,7 +7,7 @@ atomic checkpoints that resume bit for bit on the CPU.
 
 Determinism across resumes and ranks: the slice order is ``DistributedSampler``'s permutation for
 (seed, epoch), cut into batches whose slices share one coil count (``epoch_batches``); each step draws
-one mask protocol from (seed, step) for every rank, and each slice's mask from (seed, step, slice
+one mask pattern from (seed, step) for every rank, and each slice's mask from (seed, step, slice
 index). Under torchrun every rank sees different slices with identical masks
 rules, gradients are averaged by DDP, and only rank 0 validates, logs and writes.
 """
@@ -31,7 +31,7 @@ from benchmark.data import LoadOptions, SliceDataset, dataset_files, verify_data
 from benchmark.data.normalization import measured_scale
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import atomic_path
-from benchmark.masks import get_protocol, make_mask, mask_seed
+from benchmark.masks import get_pattern, make_mask, mask_seed
 from benchmark.method import LearnedMethod, ReconBatch
 from benchmark.metrics.base import ScoringBatch
 from benchmark.metrics.pixel import SSIM
@@ -47,7 +47,7 @@ from benchmark.training.checkpoint import (
 )
 from benchmark.training.config import TrainConfig
 
-PROTOCOLS = ("cartesian_x", "cartesian_y", "gaussian_2d", "radial")
+PATTERNS = ("cartesian_x", "cartesian_y", "gaussian_2d", "radial")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class TrainRequest:
     profile: str
     data: Path
     out: Path
-    masks: tuple[str, ...] = PROTOCOLS
+    masks: tuple[str, ...] = PATTERNS
     device: str = "auto"
     resume: bool = False
     steps: int | None = None  # override the profile's step count (tests, quick checks)
@@ -76,7 +76,7 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def make_batch(dataset: SliceDataset, indices: list[int], masks: list[torch.Tensor], protocol: str, acceleration: int):
+def make_batch(dataset: SliceDataset, indices: list[int], masks: list[torch.Tensor], pattern: str, acceleration: int):
     """Stack slices and their masks into a ``ReconBatch`` plus the target magnitude ``(B, H, W)``.
 
     Under ``measured`` normalisation each slice's k-space and target are divided by the scale of its own
@@ -90,13 +90,14 @@ def make_batch(dataset: SliceDataset, indices: list[int], masks: list[torch.Tens
     if dataset.options.normalization == "measured":
         scale = measured_scale(kspace, maps, mask).to(torch.float32)
         kspace, target = kspace / scale[:, None, None, None], target / scale[:, None, None]
-    return ReconBatch(kspace, mask, maps, protocol, acceleration), target
+    return ReconBatch(kspace, mask, maps, pattern, acceleration), target
 
 
-def training_masks(config: TrainConfig, step: int, indices: list[int], protocols, shape) -> tuple[str, list]:
-    protocol = protocols[derive_seed(config.seed, "protocol", step) % len(protocols)]
-    masks = [make_mask(protocol, shape, config.acceleration, derive_seed(config.seed, step, i)) for i in indices]
-    return protocol, masks
+def training_masks(config: TrainConfig, step: int, indices: list[int], patterns, shape) -> tuple[str, list]:
+    # The seed label "protocol" is kept as it was: renaming it would change every step's pattern draw.
+    pattern = patterns[derive_seed(config.seed, "protocol", step) % len(patterns)]
+    masks = [make_mask(pattern, shape, config.acceleration, derive_seed(config.seed, step, i)) for i in indices]
+    return pattern, masks
 
 
 def epoch_batches(dataset: SliceDataset, config: TrainConfig, epoch: int, rank: int, world: int) -> list[list[int]]:
@@ -143,7 +144,7 @@ class Trainer:
         if not issubclass(cls, LearnedMethod):
             raise InputError(f"{request.method} has nothing to train")
         for name in request.masks:
-            get_protocol(name)
+            get_pattern(name)
         overrides = {"steps": request.steps, "batch_size": request.batch_size, "seed": request.seed}
         base = asdict(cls.train_configs[request.profile])
         self.config = TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
@@ -243,8 +244,8 @@ class Trainer:
         return best
 
     def _train_step(self, indices: list[int], shape) -> float:
-        protocol, masks = training_masks(self.config, self.step, indices, self.request.masks, shape)
-        batch, target = make_batch(self.train_set, indices, masks, protocol, self.config.acceleration)
+        pattern, masks = training_masks(self.config, self.step, indices, self.request.masks, shape)
+        batch, target = make_batch(self.train_set, indices, masks, pattern, self.config.acceleration)
         batch, target = batch.to(self.device), target.to(self.device)
         self.method.train_mode(True)
         autocast = self.device.type == "cuda" and self.config.bf16
@@ -261,7 +262,7 @@ class Trainer:
         return float(loss.detach())
 
     def validate(self) -> float:
-        """Mean SSIM (paper protocol) over the first ``val_slices`` val slices x each protocol, fixed masks."""
+        """Mean SSIM (paper protocol) over the first ``val_slices`` val slices x each mask pattern, fixed masks."""
         wrapped = self.method.model
         # The bare (or EMA) module: a DDP wrapper may not run forward on rank 0 alone.
         self.method.model = self.ema.module if self.ema else self.model
@@ -270,11 +271,11 @@ class Trainer:
         count = min(self.config.val_slices, len(self.val_set))
         shape = tuple(self.val_set[0]["target"].shape)
         with torch.no_grad():
-            for protocol in self.request.masks:
+            for pattern in self.request.masks:
                 for index in range(count):
                     path, slice_index = self.val_set.index[index]
-                    mask = make_mask(protocol, shape, self.config.acceleration, mask_seed(path.name, slice_index))
-                    batch, target = make_batch(self.val_set, [index], [mask], protocol, self.config.acceleration)
+                    mask = make_mask(pattern, shape, self.config.acceleration, mask_seed(path.name, slice_index))
+                    batch, target = make_batch(self.val_set, [index], [mask], pattern, self.config.acceleration)
                     recon = self.method.reconstruct(batch.to(self.device)).abs().float().cpu()
                     scores.append(SSIM("paper")(ScoringBatch(recon, target, target.amax().reshape(1))).item())
         self.method.model = wrapped

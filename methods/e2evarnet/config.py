@@ -13,7 +13,7 @@ class VarNetConfig:
     sens_chans: int = 8
     sens_pools: int = 4
     #: Width of the central band the sensitivity network starts from. fastMRI detects it from a column
-    #: mask; for row and 2-D masks there is no such column band, so every protocol gets a fixed one.
+    #: mask; for row and 2-D masks there is no such column band, so every mask pattern gets a fixed one.
     num_low_frequencies: int = 8
 
 
