@@ -87,7 +87,7 @@ def data_statement(metadata: dict, scoring: str) -> str:
     if dataset is None:
         return f"Data hash {metadata['data_hash'][:16]} (no description recorded). {SCORING[scoring]}"
     own_maps = [method_label(n) for n, info in metadata["methods"].items() if info.get("estimates_own_maps")]
-    maps = dataset["maps"] + (f" ({', '.join(own_maps)} estimate their own)" if own_maps else "")
+    maps = dataset["maps"] + (f" (estimated by the method itself: {', '.join(own_maps)})" if own_maps else "")
     return (
         f"Data: {dataset['name']}, hash {dataset['hash'][:16]}. Sensitivity maps: {maps}. "
         f"Normalisation: {metadata.get('normalization', 'not recorded')}. Target: {dataset['target']}. "
