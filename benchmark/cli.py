@@ -182,7 +182,7 @@ def _resolve_data(requested: str | None) -> Path:
     if not data.exists():
         if requested:
             raise BenchmarkError(f"data directory {data} does not exist")
-        print(f"no dataset at {data}: building the embedded default (about 30 s)")
+        print(f"no dataset at {data}: building the embedded default (about a minute)")
         build_embedded(data)
     return data
 
@@ -236,7 +236,8 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
     prepare = commands.add_parser(
         "prepare",
         help="build the embedded offline dataset (or convert real fastMRI files)",
-        description="Build the embedded dataset (MNI152 anatomy, simulated 8-coil k-space, fastMRI layout) at "
+        description="Build the embedded dataset (whole heads around the MNI152 brain, simulated 8/12/16-coil k-space, "
+        "fastMRI layout) at "
         "--data (default $MRIBENCH_DATA or data/embedded), or convert real fastMRI brain files with "
         "--from-fastmri. An existing dataset is verified against its manifest instead of rebuilt.",
     )

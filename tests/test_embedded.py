@@ -61,13 +61,13 @@ def test_build_is_deterministic(small_embedded, tmp_path):
 def test_full_data_reconstructs_the_target_and_noise_matches_the_stated_snr(small_embedded):
     path = dataset_files(small_embedded, "test", ("T1",))[0]
     sample = read_slice(path, 0, LoadOptions(size=(64, 64), normalization="none"))
-    # SENSE combination of full k-space with the true maps; the 8 x 8 corners (outside the head) hold
+    # SENSE combination of full k-space with the true maps; the 6 x 6 corners (outside the head) hold
     # only noise, whose complex rms is the stated sigma.
     image = sample.target_complex
-    corners = torch.cat([image[:8, :8], image[:8, -8:], image[-8:, :8], image[-8:, -8:]]).flatten()
+    corners = torch.cat([image[:6, :6], image[:6, -6:], image[-6:, :6], image[-6:, -6:]]).flatten()
     noise_sigma = corners.abs().pow(2).mean().sqrt()
-    brain = sample.target[sample.target > 0.05 * sample.target.max()]
-    measured_snr = float(brain.mean() / noise_sigma)
+    head = sample.target[sample.target > 0.05 * sample.target.max()]
+    measured_snr = float(head.mean() / noise_sigma)
     assert measured_snr == pytest.approx(40.0, rel=0.25)
 
 

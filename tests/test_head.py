@@ -21,10 +21,11 @@ from benchmark.training.loop import epoch_batches
 
 #: sha256 over the files of a one-subject mini build (``MINI_SPEC``) made on the machine that trained the
 #: shipped checkpoints. A machine that builds other bytes fails here, loudly, before any number is compared.
-MINI_BUILD_HASH = "to-be-filled"
+MINI_BUILD_HASH = "11376655ce33c73e7d836fc342eb6356a0e4ae3b48f8a80e46cafbef855739f7"
 MINI_SPEC = EmbeddedSpec(coil_counts=(8,), splits=(("test", 1, 1),))
 #: Cortical-bone tables plus diploë, from first to last dark sample along a ray (adult skull 4-10 mm; the
-#: simulated layers are 1.8 + 3.0 + 1.8 mm, each varied by up to 25 %, blurred by one-pixel partial volume).
+#: simulated layers are 2.0 + 3.0 + 2.2 mm, varied by up to 15 % (bone) and 25 % (marrow), blurred by
+#: one-pixel partial volume).
 SKULL_MM = (3.0, 12.0)
 
 
@@ -57,8 +58,8 @@ def test_a_skull_shell_lies_between_brain_and_scalp_in_every_subject(subjects):
         for angle in np.linspace(0, 2 * np.pi, 16, endpoint=False):
             profile = _ray_profile(t1, angle, step)
             edge = np.nonzero(profile > 0.3 * white_matter)[0][-1]  # outermost head signal (skin)
-            window = profile[max(edge - int(35 / step), 0) : edge + 1][::-1]  # from the skin inwards, 35 mm
-            dark = np.nonzero(window < 0.05 * white_matter)[0]
+            window = profile[max(edge - int(45 / step), 0) : edge + 1][::-1]  # from the skin inwards, 45 mm
+            dark = np.nonzero(window < 0.2 * white_matter)[0]  # bone: no signal (CSF is ~0.3 WM on T1)
             assert dark.size, f"no skull along the ray at {np.degrees(angle):.0f} degrees"
             thickness = (dark[-1] - dark[0]) * step
             assert SKULL_MM[0] <= thickness <= SKULL_MM[1], (np.degrees(angle), thickness)

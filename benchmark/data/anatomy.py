@@ -31,7 +31,7 @@ from benchmark.data.tissues import BRAIN_TISSUES, HEAD_TISSUES, signal
 
 CONTRASTS = ("T1", "T2", "FLAIR")
 #: Axial range (template voxel index, 1 mm) the slices span: temporal lobes to the centrum semiovale.
-SLICE_RANGE = (45, 130)
+SLICE_RANGE = (45, 120)
 #: Amplitude of the smooth B1-like intensity variation across the head (relative).
 B1_VARIATION = 0.12
 #: Amplitude of the fine-grained texture of head tissues (relative).

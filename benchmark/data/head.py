@@ -15,24 +15,26 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt, gaussian_filter
+from scipy.ndimage import binary_fill_holes, distance_transform_edt, gaussian_filter
 
 from benchmark.data.tissues import HEAD_TISSUES
 
 #: Inside-out layers outside the brain hull: (tissue, mean thickness in mm).
 LAYERS: tuple[tuple[str, float], ...] = (
     ("csf", 2.0),  # subarachnoid CSF rim
-    ("bone", 1.8),  # inner table (cortical bone)
+    ("bone", 2.0),  # inner table (cortical bone)
     ("marrow", 3.0),  # diploë: fatty marrow between the tables
-    ("bone", 1.8),  # outer table
+    ("bone", 2.2),  # outer table
     ("muscle", 1.5),  # galea / pericranial muscle; thickened laterally (temporalis)
     ("fat", 4.5),  # subcutaneous scalp fat
     ("skin", 2.2),
 )
 #: Extra muscle thickness (mm) at the sides of the head, where the temporalis lies.
 TEMPORALIS_MM = 7.0
-#: Relative thickness variation across the head and between subjects.
-THICKNESS_VARIATION = 0.25
+#: Relative thickness variation across the head and between subjects (bone less: a table thinner than
+#: about 1.5 mm would vanish into its neighbours at 1 mm pixels).
+THICKNESS_VARIATION = {"bone": 0.15}
+DEFAULT_VARIATION = 0.25
 #: Blur (mm) and threshold that turn the folded brain mask into a smooth, skull-like hull.
 HULL_SIGMA_MM, HULL_LEVEL = 3.0, 0.3
 #: Distance (mm) given to points outside the template's grid: air.
@@ -42,6 +44,11 @@ OUTSIDE_MM = 1000.0
 def hull_volumes(brain_XYZ: np.ndarray) -> dict[str, np.ndarray]:
     """``hull`` (0/1) and ``distance_mm`` (0 inside the hull) of a 1 mm brain mask, in its space."""
     hull = gaussian_filter(brain_XYZ.astype(np.float64), HULL_SIGMA_MM) > HULL_LEVEL
+    # Fill holes within each axial plane: cavities the blurred mask leaves near the skull base would
+    # otherwise grow skull and scalp layers inside the head.
+    in_plane = np.zeros((3, 3, 3), dtype=bool)
+    in_plane[:, :, 1] = [[False, True, False], [True, True, True], [False, True, False]]
+    hull = binary_fill_holes(hull, structure=in_plane)
     return {"hull": hull.astype(np.float64), "distance_mm": distance_transform_edt(~hull)}
 
 
@@ -70,7 +77,7 @@ def head_fractions(slices: dict[str, np.ndarray], points_mm: np.ndarray, rng: np
     fractions = {name: np.zeros_like(distance) for name in HEAD_TISSUES}
     boundary = 0.0
     for tissue, thickness in LAYERS:
-        variation = 1 + THICKNESS_VARIATION * smooth_field(rng, points_mm)
+        variation = 1 + THICKNESS_VARIATION.get(tissue, DEFAULT_VARIATION) * smooth_field(rng, points_mm)
         extra = TEMPORALIS_MM * lateral if tissue == "muscle" else 0.0
         boundary = boundary + (thickness + extra) * variation
         outer = np.clip(boundary - distance + 0.5, 0.0, 1.0)  # fraction of the pixel nearer than the boundary
