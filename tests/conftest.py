@@ -82,3 +82,36 @@ CI_SPEC = EmbeddedSpec(coil_counts=(8, 12), splits=(("train", 1, 2), ("val", 1, 
 def ci_embedded(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("embedded-ci") / "data"
     return build_embedded(root, CI_SPEC)
+
+
+def synthetic_scores(methods=("zero_filled", "cs_wavelet", "my_method"), images=5, seed=0):
+    """A per-image metric table shaped like a run's ``metrics.csv``, with random values (LPIPS-VGG and
+    DISTS unavailable), for testing tables without running methods."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = [
+        dict(
+            method=method,
+            mask=mask,
+            contrast=contrast,
+            file=f"f{contrast}.h5",
+            slice=image,
+            acceleration=32,
+            psnr_paper=rng.normal(20, 3),
+            ssim_paper=rng.uniform(0.3, 0.9),
+            lpips_alex=rng.uniform(0.1, 0.5),
+            stlpips_alex=rng.uniform(0.1, 0.5),
+            lpips_vgg=np.nan,
+            dists=np.nan,
+            runtime_s=rng.uniform(0.01, 1),
+            batch_size=8,
+            peak_memory_bytes=0,
+            device="cpu",
+        )  # fmt: skip
+        for method in methods
+        for mask in ("cartesian_x", "cartesian_y", "gaussian_2d", "radial")
+        for contrast in ("T1", "T2", "FLAIR")
+        for image in range(images)
+    ]
+    return pd.DataFrame(rows)

@@ -5,9 +5,8 @@ import re
 import shutil
 import subprocess
 
-import numpy as np
-import pandas as pd
 import pytest
+from conftest import synthetic_scores
 
 from benchmark.metrics.weights import backbone_problem
 from benchmark.reports.render import to_latex
@@ -22,41 +21,12 @@ from benchmark.reports.tables import (
 MASKS = ["cartesian_x", "radial", "cartesian_y", "gaussian_2d"]
 
 
-def synthetic_scores() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    rows = [
-        dict(
-            method=method,
-            mask=mask,
-            contrast=contrast,
-            file=f"{contrast}.h5",
-            slice=image,
-            acceleration=32,
-            psnr_paper=rng.normal(20, 2),
-            ssim_paper=rng.uniform(0.3, 0.9),
-            lpips_alex=np.nan,
-            lpips_vgg=np.nan,
-            dists=np.nan,
-            stlpips_alex=rng.uniform(0.1, 0.5),
-            runtime_s=rng.uniform(0.01, 1),
-            batch_size=8,
-            peak_memory_bytes=0,
-            device="cpu",
-        )  # fmt: skip
-        for method in ("zero_filled", "unet", "unet:distilled")
-        for mask in MASKS
-        for contrast in ("T1", "T2", "FLAIR")
-        for image in range(3)
-    ]
-    return pd.DataFrame(rows)
-
-
 @pytest.fixture
 def latex_tables(tmp_path, monkeypatch) -> str:
     # A torch cache under a machine-specific path, empty: the LPIPS/DISTS footnotes must not name it.
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "machine-specific-cache"))
     unavailable = {"lpips_alex": backbone_problem("alexnet"), "lpips_vgg": backbone_problem("vgg16")}
-    scores = synthetic_scores()
+    scores = synthetic_scores(methods=("zero_filled", "unet", "unet:distilled"), images=3)
     tables = [mask_table(scores, mask, "paper", unavailable, with_paper=True) for mask in MASKS]
     tables += [
         perceptual_table(scores, MASKS, unavailable, with_paper=True),

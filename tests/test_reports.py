@@ -8,8 +8,8 @@ from pathlib import Path
 
 import matplotlib.image
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import synthetic_scores
 
 from benchmark.data import LoadOptions
 from benchmark.reports.drift import compare, write_baseline
@@ -25,38 +25,8 @@ MASKS = ("cartesian_x", "cartesian_y", "gaussian_2d", "radial")
 BASELINE = Path(__file__).resolve().parents[1] / "results" / "baselines" / "ci-small.json"
 
 
-def synthetic_table(seed=0):
-    rng = np.random.default_rng(seed)
-    rows = []
-    for method in ("zero_filled", "cs_wavelet", "my_method"):
-        for mask in MASKS:
-            for contrast in ("T1", "T2", "FLAIR"):
-                for image in range(5):
-                    rows.append(
-                        dict(
-                            method=method,
-                            mask=mask,
-                            contrast=contrast,
-                            file=f"f{contrast}.h5",
-                            slice=image,
-                            acceleration=32,
-                            psnr_paper=rng.normal(20, 3),
-                            ssim_paper=rng.uniform(0.3, 0.9),
-                            lpips_alex=rng.uniform(0.1, 0.5),
-                            stlpips_alex=rng.uniform(0.1, 0.5),
-                            lpips_vgg=np.nan,
-                            dists=np.nan,
-                            runtime_s=rng.uniform(0.01, 1),
-                            batch_size=8,
-                            peak_memory_bytes=0,
-                            device="cpu",
-                        )  # fmt: skip
-                    )
-    return pd.DataFrame(rows)
-
-
 def test_mask_table_cells_equal_an_independent_groupby():
-    table = synthetic_table()
+    table = synthetic_scores()
     result = mask_table(table, "radial", "paper", {}, with_paper=False)
     expected = table[table["mask"] == "radial"].groupby(["method", "contrast"])
     for method in ("zero_filled", "cs_wavelet", "my_method"):
@@ -82,7 +52,7 @@ def markdown_rows(text):
 
 
 def test_bold_marks_the_best_value_in_each_column_by_direction():
-    table = synthetic_table(1)
+    table = synthetic_scores(seed=1)
     result = mask_table(table, "cartesian_x", "paper", {}, with_paper=False)
     rows = markdown_rows(to_markdown(result))
     header, body = rows[0], rows[1:]
@@ -109,7 +79,7 @@ def test_bold_marks_the_best_value_in_each_column_by_direction():
 
 
 def test_latex_has_the_right_column_count_and_escapes():
-    result = mask_table(synthetic_table(), "radial", "paper", {"lpips_alex": "weights 50% missing"}, with_paper=True)
+    result = mask_table(synthetic_scores(), "radial", "paper", {"lpips_alex": "weights 50% missing"}, with_paper=True)
     latex = to_latex(result)
     spec = re.search(r"\\begin\{tabular\}\{(lc*)\}", latex).group(1)
     columns = len(spec)
@@ -157,7 +127,7 @@ def test_paper_numbers_round_trip_to_the_paper_text(prefix, table, count):
 
 
 def test_check_passes_on_the_same_run_and_fails_on_a_perturbed_copy(tmp_path):
-    table = synthetic_table(2)
+    table = synthetic_scores(seed=2)
     baseline = write_baseline(table, tmp_path / "baseline.json", {"origin": "test"})
     import json
 
