@@ -235,3 +235,12 @@ def test_the_readme_torchrun_line_trains_like_one_process_on_the_same_global_bat
     update = torch.sqrt(sum((trained[1][k] - initial[k]).double().pow(2).sum() for k in initial)).item()
     gap = torch.sqrt(sum((trained[0][k] - trained[1][k]).double().pow(2).sum() for k in initial)).item()
     assert update > 0 and gap < 0.02 * update, (gap, update)
+
+
+def test_magnitude_loss_is_l1_plus_l2_for_a_constant_offset():
+    from benchmark.training.losses import magnitude_loss
+
+    target = torch.rand(2, 8, 8)
+    for offset in (0.5, -0.25, 2.0):
+        expected = abs(offset) + offset**2  # mean |c| + mean c^2 for a constant error c
+        assert magnitude_loss(target + offset, target).item() == pytest.approx(expected, rel=1e-5)

@@ -1,8 +1,8 @@
 """E2E-VarNet adapter: masked multi-coil k-space and mask in fastMRI's real-view layout, RSS image out.
 
 The network learns its own sensitivity maps (the shared maps are not used, as in the published
-model) and applies soft data consistency in every cascade. Loss: L1 on the magnitude, as for every
-library baseline here.
+model) and applies soft data consistency in every cascade. Loss: L1 + L2 on the magnitude
+(``benchmark.training.losses``), as for every library baseline here.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 from fastmri.models import VarNet
 
 from benchmark.method import LearnedMethod, ReconBatch
+from benchmark.training.losses import magnitude_loss
 from methods.e2evarnet.config import CONFIGS, TRAIN
 
 
@@ -32,4 +33,4 @@ class E2EVarNet(LearnedMethod):
         return self.model(masked, mask, num_low_frequencies=self.config.num_low_frequencies).float()
 
     def loss(self, batch: ReconBatch, target: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.l1_loss(self.reconstruct(batch), target)
+        return magnitude_loss(self.reconstruct(batch), target)

@@ -1,5 +1,6 @@
 """RecurrentVarNet adapter: uses the shared sensitivity maps (as DIRECT does) and returns the SENSE
-combination of the predicted k-space. Loss: L1 on the magnitude, as for every library baseline here."""
+combination of the predicted k-space. Loss: L1 + L2 on the magnitude
+(``benchmark.training.losses``), as for every library baseline here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 
 from benchmark.method import LearnedMethod, ReconBatch
 from benchmark.physics import ifft2c, sense_combine
+from benchmark.training.losses import magnitude_loss
 from methods.recurrentvarnet.config import CONFIGS, TRAIN
 from methods.recurrentvarnet.model import RecurrentVarNet as RecurrentVarNetModel
 
@@ -34,4 +36,4 @@ class RecurrentVarNet(LearnedMethod):
         return sense_combine(ifft2c(kspace), maps)
 
     def loss(self, batch: ReconBatch, target: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.l1_loss(self.reconstruct(batch).abs(), target)
+        return magnitude_loss(self.reconstruct(batch).abs(), target)

@@ -23,6 +23,6 @@ CONFIGS = {
     "paper": RecurrentVarNetConfig(),
 }
 TRAIN = {
-    "tiny": TrainConfig(steps=300, batch_size=2, lr=2e-3, warmup_steps=20, val_every=100),
+    "tiny": TrainConfig(steps=500, batch_size=2, lr=2e-3, warmup_steps=20, val_every=100),
     "paper": TrainConfig(steps=100_000, batch_size=8, lr=5e-4, warmup_steps=1_000, val_every=5_000, ema_decay=0.999),
 }

@@ -1,7 +1,7 @@
 """U-Net adapter: zero-filled SENSE image -> real/imag channels -> ``fastmri.models.Unet`` -> image.
 
 Each input is divided by its zero-filled maximum (available at inference) and the output multiplied
-back. Loss: L1 between output and target magnitudes (the loss all library baselines share here).
+back. Loss: ``benchmark.training.losses.magnitude_loss`` (L1 + L2 on the magnitude, shared by all library baselines).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import torch
 from fastmri.models import Unet
 
 from benchmark.method import LearnedMethod, ReconBatch
+from benchmark.training.losses import magnitude_loss
 from methods.unet.config import CONFIGS, TRAIN
 
 
@@ -30,4 +31,4 @@ class UNet(LearnedMethod):
         return torch.view_as_complex(output.float()) * scale
 
     def loss(self, batch: ReconBatch, target: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.l1_loss(self.reconstruct(batch).abs(), target)
+        return magnitude_loss(self.reconstruct(batch).abs(), target)
