@@ -88,7 +88,7 @@ def _methods(args: argparse.Namespace) -> None:
     from benchmark.registry import describe_methods
     from benchmark.reports.tables import method_label
 
-    print(f"{'name':18s} {'paper name':18s} {'kind':10s} profiles: checkpoint")
+    print(f"{'name':24s} {'paper name':18s} {'kind':10s} profiles: checkpoint")
     for row in describe_methods():
         profiles = []
         for profile in row["profiles"]:
@@ -97,7 +97,8 @@ def _methods(args: argparse.Namespace) -> None:
             else:
                 digest = row["checkpoints"][profile]
                 profiles.append(f"{profile}: {'shipped ' + digest + '…' if digest else 'not shipped (train it)'}")
-        print(f"{row['name']:18s} {method_label(row['name']):18s} {row['kind']:10s} {'; '.join(profiles)}")
+        label = "-" if row["kind"] == "stage" else method_label(row["name"])
+        print(f"{row['name']:24s} {label:18s} {row['kind']:10s} {'; '.join(profiles)}")
 
 
 def _weights(args: argparse.Namespace) -> None:
@@ -153,7 +154,8 @@ def _train(args: argparse.Namespace) -> None:
     from benchmark.training.loop import PATTERNS, TrainRequest, train
 
     data = _resolve_data(args.data)
-    out = Path(args.out) if args.out else Path("results/training") / f"{args.method}-{args.profile}"
+    run_name = "-".join(filter(None, (args.method, args.stage, args.profile)))
+    out = Path(args.out) if args.out else Path("results/training") / run_name
     request = TrainRequest(
         method=args.method,
         profile=args.profile,
@@ -169,6 +171,7 @@ def _train(args: argparse.Namespace) -> None:
         normalization=args.normalization,
         size=tuple(args.size),
         ship=args.ship,
+        stage=args.stage,
     )
     best = train(request)
     print(f"best checkpoint: {best}")
@@ -319,6 +322,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--stop-after", type=int, metavar="STEP", help="stop at this step with a checkpoint (--resume)")
     train.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
     train.add_argument("--ship", action="store_true", help="install best.pt as the shipped checkpoint")
+    train.add_argument(
+        "--stage",
+        help="stage of a multi-stage method, e.g. `train nasp --stage tokenizer` (checkpoints under "
+        "results/checkpoints/<method>/<stage>/)",
+    )
     train.set_defaults(handler=_train)
 
 

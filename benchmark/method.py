@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,6 +45,22 @@ class ReconBatch:
         )
 
 
+@dataclass
+class TrainingTarget:
+    """What training compares a reconstruction with; never handed to ``reconstruct``."""
+
+    magnitude: torch.Tensor  # (B, H, W) target magnitude, normalised like the batch
+    kspace: torch.Tensor | None = None  # (B, C, H, W) fully sampled k-space, normalised like the batch
+    hierarchy: dict[int, torch.Tensor] | None = None  # R -> (B, H, W) nested masks; [R of the batch] = its mask
+
+    def to(self, device: torch.device) -> TrainingTarget:
+        return TrainingTarget(
+            self.magnitude.to(device),
+            None if self.kspace is None else self.kspace.to(device),
+            None if self.hierarchy is None else {r: m.to(device) for r, m in self.hierarchy.items()},
+        )
+
+
 class Method(ABC):
     """A reconstruction method. Subclasses set ``name`` and ``configs`` and implement ``reconstruct``."""
 
@@ -56,6 +73,8 @@ class Method(ABC):
     estimates_own_maps: ClassVar[bool] = False
     #: Size, R and normalisation the loaded checkpoint was trained with (``None``: nothing learned).
     training_setting: dict | None = None
+    #: The loaded checkpoint's provenance (source checkpoints, substitutions); recorded in run metadata.
+    checkpoint_provenance: dict | None = None
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
@@ -90,6 +109,7 @@ class Method(ABC):
             "checkpoint_sha256": sha256_file(self.checkpoint) if self.checkpoint else None,
             "training_setting": self.training_setting,
             "estimates_own_maps": self.estimates_own_maps,
+            "checkpoint_provenance": self.checkpoint_provenance,
         }
 
 
@@ -103,19 +123,32 @@ class LearnedMethod(Method):
 
     needs_checkpoint = True
     train_configs: ClassVar[dict[str, Any]] = {}
+    #: A stage of a multi-stage method (``train METHOD --stage STAGE``); its checkpoints live in
+    #: ``results/checkpoints/<name>/<stage>/``.
+    stage: ClassVar[str] = ""
+    #: Training batches carry the nested mask hierarchy and the fully sampled k-space.
+    needs_hierarchy: ClassVar[bool] = False
+    #: The method name its checkpoints are written under, when it runs another method's weights (a
+    #: decoding variant sharing a checkpoint); ``None``: its own name.
+    trained_as: ClassVar[str | None] = None
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
     ) -> None:
         if checkpoint is None and not for_training:
-            checkpoint = CHECKPOINT_ROOT / self.name / f"{profile}.pt"
+            checkpoint = self.shipped_checkpoint(profile)
         super().__init__(profile, device, None if for_training else checkpoint, for_training)
         self.model = self.build_model().to(device)
         if not for_training:
-            payload = load_checkpoint(self.checkpoint, self.name, self.config_record())
+            payload = load_checkpoint(self.checkpoint, self.trained_as or self.name, self.config_record())
             self.model.load_state_dict(payload["ema"] if payload.get("ema") is not None else payload["model"])
             self.training_setting = payload["training_setting"]
+            self.checkpoint_provenance = payload.get("provenance")
             self.model.eval()
+
+    @classmethod
+    def shipped_checkpoint(cls, profile: str) -> Path:
+        return CHECKPOINT_ROOT / cls.name / cls.stage / f"{profile}.pt"
 
     @abstractmethod
     def build_model(self) -> torch.nn.Module:
@@ -127,3 +160,20 @@ class LearnedMethod(Method):
     def train_mode(self, training: bool) -> None:
         """Switch the network between training and evaluation behaviour."""
         self.model.train(training)
+
+    def training_modules(self) -> dict[str, torch.nn.Module]:
+        """Networks the loop optimises, by method attribute name; ``"model"`` is saved as the model."""
+        return {"model": self.model}
+
+    def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(network, loss)`` pairs; the loop steps each network on its loss before asking for the next
+        (alternating GAN updates are a generator yielding the generator's loss, then the discriminator's)."""
+        yield "model", self.loss(batch, target.magnitude)
+
+    def validation_image(self, batch: ReconBatch, target: TrainingTarget) -> torch.Tensor:
+        """The image validation SSIM scores (selects ``best.pt``); by default the reconstruction."""
+        return self.reconstruct(batch)
+
+    def provenance(self) -> dict:
+        """What a checkpoint was built from beyond the data: source checkpoints' sha256, substitutions."""
+        return {}

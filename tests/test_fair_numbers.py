@@ -106,7 +106,7 @@ def test_measured_scale_is_the_percentile_of_the_zero_filled_image(small_embedde
     # Training: the target shares the input's scale, so target / input keeps its physical ratio.
     dataset = SliceDataset([path], LoadOptions(size=SIZE))
     batch, target = make_batch(dataset, [1], [mask], "gaussian_2d", 32)
-    assert torch.allclose(target[0], sample.target / expected, rtol=1e-4)
+    assert torch.allclose(target.magnitude[0], sample.target / expected, rtol=1e-4)
     assert torch.allclose(batch.kspace[0], kspace / expected, rtol=1e-4, atol=1e-7)
 
 

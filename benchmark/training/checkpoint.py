@@ -33,14 +33,16 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
 
 
 def weights_digest(payload: dict) -> str:
-    """sha256 over the names and bytes of the model (and EMA) tensors.
+    """sha256 over the names and bytes of the model, EMA and extra networks' tensors.
 
     torch's zip reader does not check the data it reads, so a flipped byte inside a tensor would load
     silently; this digest makes any change to the weights an error.
     """
     digest = hashlib.sha256()
-    for part in ("model", "ema"):
-        for name, tensor in sorted((payload.get(part) or {}).items()):
+    parts = {"model": payload.get("model"), "ema": payload.get("ema")}
+    parts |= {f"modules.{key}": state for key, state in sorted((payload.get("modules") or {}).items())}
+    for part, state in parts.items():
+        for name, tensor in sorted((state or {}).items()):
             digest.update(f"{part}.{name}".encode())
             digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

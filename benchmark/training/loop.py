@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -31,21 +31,16 @@ from benchmark.data import LoadOptions, SliceDataset, dataset_files, verify_data
 from benchmark.data.normalization import measured_scale
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import atomic_path
-from benchmark.masks import get_pattern, make_mask, mask_seed
-from benchmark.method import LearnedMethod, ReconBatch
+from benchmark.masks import get_pattern, make_mask, make_mask_hierarchy, mask_seed
+from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget
 from benchmark.metrics.base import ScoringBatch
 from benchmark.metrics.pixel import SSIM
-from benchmark.registry import get_method_class
+from benchmark.registry import get_training_class
 from benchmark.runner.environment import git_commit, resolve_device
 from benchmark.seeds import derive_seed
-from benchmark.training.checkpoint import (
-    CHECKPOINT_ROOT,
-    load_checkpoint,
-    plain_values,
-    record_shipped,
-    save_checkpoint,
-)
+from benchmark.training.checkpoint import load_checkpoint, plain_values, record_shipped, save_checkpoint
 from benchmark.training.config import TrainConfig
+from benchmark.training.optim import Optimizers
 
 PATTERNS = ("cartesian_x", "cartesian_y", "gaussian_2d", "radial")
 
@@ -66,6 +61,7 @@ class TrainRequest:
     stop_after: int | None = None  # stop (with a checkpoint) at this step; --resume continues
     size: tuple[int, int] = (256, 256)
     ship: bool = False
+    stage: str | None = None  # the stage of a multi-stage method (``train nasp --stage tokenizer``)
 
 
 def init_distributed(device: torch.device) -> tuple[int, int]:
@@ -76,28 +72,53 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def make_batch(dataset: SliceDataset, indices: list[int], masks: list[torch.Tensor], pattern: str, acceleration: int):
-    """Stack slices and their masks into a ``ReconBatch`` plus the target magnitude ``(B, H, W)``.
+def make_batch(
+    dataset: SliceDataset,
+    indices: list[int],
+    masks: list[torch.Tensor],
+    pattern: str,
+    acceleration: int,
+    hierarchies: list[dict[int, torch.Tensor]] | None = None,
+) -> tuple[ReconBatch, TrainingTarget]:
+    """Stack slices and their masks into a ``ReconBatch`` and its ``TrainingTarget``.
 
     Under ``measured`` normalisation each slice's k-space and target are divided by the scale of its own
-    undersampled input (``benchmark.data.normalization``), never by anything from the target.
+    undersampled input (``benchmark.data.normalization``), never by anything from the target. With
+    ``hierarchies`` (one nested mask chain per slice, whose R = 32 level is the slice's mask) the target
+    also carries the fully sampled k-space, scaled alike, for methods trained on the whole hierarchy.
     """
     items = [dataset[i] for i in indices]
     mask = torch.stack(masks)
-    kspace = torch.stack([item["kspace"] for item in items]) * mask[:, None]
+    full = torch.stack([item["kspace"] for item in items])
+    kspace = full * mask[:, None]
     maps = torch.stack([item["maps"] for item in items])
     target = torch.stack([item["target"] for item in items])
     if dataset.options.normalization == "measured":
         scale = measured_scale(kspace, maps, mask).to(torch.float32)
-        kspace, target = kspace / scale[:, None, None, None], target / scale[:, None, None]
-    return ReconBatch(kspace, mask, maps, pattern, acceleration), target
+        kspace, target, full = (
+            kspace / scale[:, None, None, None],
+            target / scale[:, None, None],
+            full / scale[:, None, None, None],
+        )
+    batch = ReconBatch(kspace, mask, maps, pattern, acceleration)
+    if hierarchies is None:
+        return batch, TrainingTarget(target)
+    levels = {r: torch.stack([h[r] for h in hierarchies]) for r in hierarchies[0]}
+    return batch, TrainingTarget(target, full, levels)
 
 
-def training_masks(config: TrainConfig, step: int, indices: list[int], patterns, shape) -> tuple[str, list]:
+def training_masks(
+    config: TrainConfig, step: int, indices: list[int], patterns, shape, hierarchy: bool = False
+) -> tuple[str, list, list | None]:
+    """The step's pattern, each slice's R mask and, with ``hierarchy``, each slice's nested chain
+    (same seed, so its R = 32 level is that mask)."""
     # The seed label "protocol" is kept as it was: renaming it would change every step's pattern draw.
     pattern = patterns[derive_seed(config.seed, "protocol", step) % len(patterns)]
-    masks = [make_mask(pattern, shape, config.acceleration, derive_seed(config.seed, step, i)) for i in indices]
-    return pattern, masks
+    seeds = [derive_seed(config.seed, step, i) for i in indices]
+    if not hierarchy:
+        return pattern, [make_mask(pattern, shape, config.acceleration, seed) for seed in seeds], None
+    chains = [make_mask_hierarchy(pattern, shape, seed) for seed in seeds]
+    return pattern, [chain[config.acceleration] for chain in chains], chains
 
 
 def epoch_batches(dataset: SliceDataset, config: TrainConfig, epoch: int, rank: int, world: int) -> list[list[int]]:
@@ -123,65 +144,57 @@ def epoch_batches(dataset: SliceDataset, config: TrainConfig, epoch: int, rank: 
     return batches
 
 
-def lr_factor(config: TrainConfig, step: int) -> float:
-    """Linear warm-up to 1, then cosine or linear decay to 0 at ``config.steps``."""
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    if config.schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return max(0.0, 1 - progress)
-
-
 class Trainer:
-    """State of one training run (model, optimizer, schedule, EMA, step) and its loop."""
+    """State of one training run (networks, optimisers, schedules, EMA, step) and its loop."""
 
     def __init__(self, request: TrainRequest) -> None:
         self.request = request
         self.device = resolve_device(request.device)
         self.rank, self.world = init_distributed(self.device)
-        cls = get_method_class(request.method)
+        cls = get_training_class(request.method, request.stage)
         if not issubclass(cls, LearnedMethod):
             raise InputError(f"{request.method} has nothing to train")
         for name in request.masks:
             get_pattern(name)
         overrides = {"steps": request.steps, "batch_size": request.batch_size, "seed": request.seed}
-        base = asdict(cls.train_configs[request.profile])
-        self.config = TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+        base = cls.train_configs[request.profile]
+        self.config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
         torch.manual_seed(self.config.seed)  # identical initial weights on every rank
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.config.tf32
         self.method = cls(request.profile, self.device, for_training=True)
-        self.model = self.method.model
+        self.modules = self.method.training_modules()
+        self.model = self.modules["model"]
         self.data_hash = verify_dataset(request.data)
         options = LoadOptions(size=request.size, normalization=request.normalization)
         self.train_set = SliceDataset(dataset_files(request.data, "train"), options)
         self.val_set = SliceDataset(dataset_files(request.data, "val"), options)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=self.config.lr, betas=self.config.betas, weight_decay=self.config.weight_decay
-        )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(self.config, s))
+        self.optimizers = Optimizers(self.modules, self.config)
         decay = self.config.ema_decay
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay else None
         self.step, self.best, self.log_rows = 0, -math.inf, []
         if request.resume and (request.out / "last.pt").exists():
             self._restore(request.out / "last.pt")
         if self.world > 1:
-            self.method.model = DistributedDataParallel(self.model)
+            for name, module in self.modules.items():
+                setattr(self.method, name, DistributedDataParallel(module))
 
     def payload(self, with_optimizer: bool = True) -> dict:
         payload = {
             "method": self.request.method,
+            "stage": self.request.stage,
             "profile": self.request.profile,
             "config": self.method.config_record(),
             "train_config": asdict(self.config),
             "model": self.model.state_dict(),
+            "modules": {name: m.state_dict() for name, m in self.modules.items() if name != "model"},
             "ema": {k.removeprefix("module."): v for k, v in self.ema.state_dict().items() if k != "n_averaged"}
             if self.ema
             else None,
             "step": self.step,
             "best_val_ssim": self.best,
             "data_hash": self.data_hash,
+            "provenance": self.method.provenance(),
             "training_setting": {
                 "size": list(self.request.size),
                 "acceleration": self.config.acceleration,
@@ -190,8 +203,7 @@ class Trainer:
         }
         if with_optimizer:
             payload |= {
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
+                **self.optimizers.state_dict(),
                 "ema_full": self.ema.state_dict() if self.ema else None,
                 "rng_torch": torch.get_rng_state(),
                 "log": self.log_rows,
@@ -203,8 +215,10 @@ class Trainer:
         if plain_values(payload["train_config"]) != plain_values(asdict(self.config)):
             raise BenchmarkError(f"{path} was written with a different training config; use another --out")
         self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
+        for name, module in self.modules.items():
+            if name != "model":
+                module.load_state_dict(payload["modules"][name])
+        self.optimizers.load_state_dict(payload)
         if self.ema:
             self.ema.load_state_dict(payload["ema_full"])
         torch.set_rng_state(payload["rng_torch"])
@@ -219,17 +233,18 @@ class Trainer:
                 "slices of one coil count"
             )
         shape = tuple(self.train_set[0]["target"].shape)
-        progress = tqdm(total=config.steps, initial=self.step, desc=f"train {request.method}", disable=self.rank != 0)
+        label = request.method + (f" {request.stage}" if request.stage else "")
+        progress = tqdm(total=config.steps, initial=self.step, desc=f"train {label}", disable=self.rank != 0)
         while self.step < config.steps:
             epoch, position = divmod(self.step, steps_per_epoch)
             for indices in epoch_batches(self.train_set, config, epoch, self.rank, self.world)[position:]:
                 if self.step >= config.steps:
                     break
-                loss = self._train_step(indices, shape)
+                losses = self._train_step(indices, shape)
                 progress.update()
-                progress.set_postfix(loss=f"{loss:.4g}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+                progress.set_postfix({k: f"{v:.4g}" for k, v in losses.items()} | {"lr": f"{self.optimizers.lr():.2e}"})
                 if self.step % config.log_every == 0:
-                    self.log_rows.append({"step": self.step, "loss": loss, "lr": self.scheduler.get_last_lr()[0]})
+                    self.log_rows.append({"step": self.step, **losses, "lr": self.optimizers.lr()})
                 if self.step % config.val_every == 0 or self.step == config.steps:
                     self._validate_and_save()
                 elif self.step == request.stop_after:
@@ -243,23 +258,30 @@ class Trainer:
             self._ship(best)
         return best
 
-    def _train_step(self, indices: list[int], shape) -> float:
-        pattern, masks = training_masks(self.config, self.step, indices, self.request.masks, shape)
-        batch, target = make_batch(self.train_set, indices, masks, pattern, self.config.acceleration)
-        batch, target = batch.to(self.device), target.to(self.device)
+    def _batch(self, dataset: SliceDataset, indices: list[int], pattern: str, masks: list, chains: list | None):
+        batch, target = make_batch(dataset, indices, masks, pattern, self.config.acceleration, chains)
+        return batch.to(self.device), target.to(self.device)
+
+    def _train_step(self, indices: list[int], shape) -> dict[str, float]:
+        """One step: each loss the method yields is backpropagated into its network, which then steps."""
+        hierarchy = self.method.needs_hierarchy
+        pattern, masks, chains = training_masks(self.config, self.step, indices, self.request.masks, shape, hierarchy)
+        batch, target = self._batch(self.train_set, indices, pattern, masks, chains)
         self.method.train_mode(True)
         autocast = self.device.type == "cuda" and self.config.bf16
+        losses = {}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = self.method.loss(batch, target)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
+            for name, loss in self.method.training_losses(batch, target):
+                with torch.autocast(self.device.type, enabled=False):
+                    self.optimizers.step(name, loss)
+                losses["loss" if name == "model" else f"loss_{name}"] = float(loss.detach())
         if self.ema:
             self.ema.update_parameters(self.model)
+            # Buffers (a codebook updated by EMA, norm statistics) are taken verbatim, never averaged or stale.
+            for ema_buffer, buffer in zip(self.ema.module.buffers(), self.model.buffers(), strict=True):
+                ema_buffer.copy_(buffer)
         self.step += 1
-        return float(loss.detach())
+        return losses
 
     def validate(self) -> float:
         """Mean SSIM (paper protocol) over the first ``val_slices`` val slices x each mask pattern, fixed masks."""
@@ -274,10 +296,13 @@ class Trainer:
             for pattern in self.request.masks:
                 for index in range(count):
                     path, slice_index = self.val_set.index[index]
-                    mask = make_mask(pattern, shape, self.config.acceleration, mask_seed(path.name, slice_index))
-                    batch, target = make_batch(self.val_set, [index], [mask], pattern, self.config.acceleration)
-                    recon = self.method.reconstruct(batch.to(self.device)).abs().float().cpu()
-                    scores.append(SSIM("paper")(ScoringBatch(recon, target, target.amax().reshape(1))).item())
+                    seed = mask_seed(path.name, slice_index)
+                    chains = [make_mask_hierarchy(pattern, shape, seed)] if self.method.needs_hierarchy else None
+                    mask = make_mask(pattern, shape, self.config.acceleration, seed)
+                    batch, target = self._batch(self.val_set, [index], pattern, [mask], chains)
+                    recon = self.method.validation_image(batch, target).abs().float().cpu()
+                    magnitude = target.magnitude.cpu()
+                    scores.append(SSIM("paper")(ScoringBatch(recon, magnitude, magnitude.amax().reshape(1))).item())
         self.method.model = wrapped
         return sum(scores) / len(scores)
 
@@ -303,12 +328,13 @@ class Trainer:
             dist.barrier()
 
     def _ship(self, best: Path) -> None:
-        target = CHECKPOINT_ROOT / self.request.method / f"{self.request.profile}.pt"
+        target = type(self.method).shipped_checkpoint(self.request.profile)
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             shutil.copyfile(best, tmp)
         request = self.request
-        command = f"python -m benchmark train {request.method} --profile {request.profile} --ship"
+        stage = f" --stage {request.stage}" if request.stage else ""
+        command = f"python -m benchmark train {request.method}{stage} --profile {request.profile} --ship"
         for flag, value in (("--steps", request.steps), ("--batch-size", request.batch_size), ("--seed", request.seed)):
             command += f" {flag} {value}" if value is not None else ""
         if request.normalization != "measured":

@@ -1,0 +1,62 @@
+"""Optimisers of one training run: AdamW, a warm-up + cosine/linear schedule and a gradient clip for the
+main network and for every extra network a method trains beside it (e.g. a GAN discriminator)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from benchmark.training.config import OptimizerConfig, TrainConfig
+
+
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """Linear warm-up to 1, then cosine or linear decay to ``min_lr_ratio`` at ``config.steps``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+    decay = 0.5 * (1 + math.cos(math.pi * progress)) if config.schedule == "cosine" else 1 - progress
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * decay
+
+
+class Optimizers:
+    """One AdamW + schedule + clip per trained network, keyed by the network's name ("model" first)."""
+
+    def __init__(self, modules: dict[str, nn.Module], config: TrainConfig) -> None:
+        main = OptimizerConfig(config.lr, config.weight_decay, config.betas, config.grad_clip)
+        settings = {"model": main, **dict(config.optimizers)}
+        if set(settings) != set(modules):
+            raise ValueError(f"networks {sorted(modules)} do not match optimiser settings {sorted(settings)}")
+        self.modules, self.clips = modules, {name: s.grad_clip for name, s in settings.items()}
+        self.optimizers = {
+            name: torch.optim.AdamW(modules[name].parameters(), lr=s.lr, betas=s.betas, weight_decay=s.weight_decay)
+            for name, s in settings.items()
+        }
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(config, step))
+            for name, opt in self.optimizers.items()
+        }
+
+    def step(self, name: str, loss: torch.Tensor) -> None:
+        """Backward ``loss`` into network ``name`` only (its gradients start from zero), clip, step."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.modules[name].parameters(), self.clips[name])
+        optimizer.step()
+        self.schedulers[name].step()
+
+    def lr(self) -> float:
+        return self.schedulers["model"].get_last_lr()[0]
+
+    def state_dict(self) -> dict:
+        return {
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+            self.schedulers[name].load_state_dict(state["schedulers"][name])
