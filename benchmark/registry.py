@@ -19,6 +19,27 @@ METHODS: dict[str, str] = {
     "unet": "methods.unet.adapter:UNet",
     "e2evarnet": "methods.e2evarnet.adapter:E2EVarNet",
     "recurrentvarnet": "methods.recurrentvarnet.adapter:RecurrentVarNet",
+    "nasp-base": "methods.nasp.variants:NASPBase",
+    "nasp-base-multinomial": "methods.nasp.variants:NASPBaseMultinomial",
+    "nasp-base-topkp": "methods.nasp.variants:NASPBaseTopKP",
+    "nasp-base-dc": "methods.nasp.variants:NASPBaseDC",
+    "nasp-nocross": "methods.nasp.variants:NASPNoCross",
+    "nasp-frozenenc": "methods.nasp.variants:NASPFrozenEncoder",
+    "nasp-flat": "methods.nasp.variants:NASPFlat",
+}
+
+
+#: Multi-stage methods: name -> stage -> "module:Class" (``train NAME --stage STAGE``). A method joins
+#: ``METHODS`` once a stage reconstructs from the R = 32 input; until then only its stages train.
+STAGES: dict[str, dict[str, str]] = {
+    "nasp": {
+        "tokenizer": "methods.nasp.adapter:TokenizerStage",
+        "transformer": "methods.nasp.adapter:TransformerStage",
+        "transformer-nocross": "methods.nasp.variants:NoCrossStage",
+        "transformer-frozenenc": "methods.nasp.variants:FrozenEncoderStage",
+        "tokenizer-flat": "methods.nasp.variants:FlatTokenizerStage",
+        "transformer-flat": "methods.nasp.variants:FlatStage",
+    },
 }
 
 
@@ -45,20 +66,41 @@ def get_method_class(name: str) -> type[Method]:
 
 
 def describe_methods() -> list[dict]:
-    """Every registered method: name, kind, profiles and, for learned ones, each profile's shipped
-    checkpoint as a sha256 prefix (``None`` when absent)."""
+    """Every registered method, then every training stage of a multi-stage method: name, kind, profiles
+    and, for learned ones, each profile's shipped checkpoint as a sha256 prefix (``None`` when absent)."""
     from benchmark.io import sha256_file
     from benchmark.method import LearnedMethod
-    from benchmark.training.checkpoint import CHECKPOINT_ROOT
 
+    classes = [(name, get_method_class(name)) for name in known_methods()]
+    classes += [
+        (f"{name} --stage {stage}", get_training_class(name, stage)) for name in STAGES for stage in STAGES[name]
+    ]
     rows = []
-    for name in known_methods():
-        cls = get_method_class(name)
+    for label, cls in classes:
         learned = issubclass(cls, LearnedMethod)
         checkpoints = {}
         for profile in cls.configs if learned else ():
-            path = CHECKPOINT_ROOT / name / f"{profile}.pt"
+            path = cls.shipped_checkpoint(profile)
             checkpoints[profile] = sha256_file(path)[:12] if path.is_file() else None
-        kind = "learned" if learned else "classical"
-        rows.append({"name": name, "kind": kind, "profiles": list(cls.configs), "checkpoints": checkpoints})
+        kind = ("stage" if cls.stage else "learned") if learned else "classical"
+        rows.append({"name": label, "kind": kind, "profiles": list(cls.configs), "checkpoints": checkpoints})
     return rows
+
+
+def get_training_class(name: str, stage: str | None = None) -> type[Method]:
+    """The class ``train`` optimises: the method itself, or the named stage of a multi-stage method."""
+    if name not in STAGES:
+        if stage:
+            raise InputError(f"{name} trains in one stage; drop --stage")
+        return get_method_class(name)
+    stages = STAGES[name]
+    if stage not in stages:
+        raise InputError(f"{name} trains in stages: pass --stage {'|'.join(stages)}")
+    module_name, class_name = stages[stage].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, Method)) or (cls.name, getattr(cls, "stage", "")) != (
+        name,
+        stage,
+    ):
+        raise TypeError(f"stage entry {name}/{stage} -> {stages[stage]} is not that stage of {name!r}")
+    return cls

@@ -104,13 +104,16 @@ def test_scoring_and_protocol_that_disagree_give_one_error_line(tiny_run, tmp_pa
 
 
 def test_methods_command_lists_every_registered_method_with_its_checkpoints():
-    from benchmark.registry import METHODS
+    from benchmark.registry import METHODS, STAGES
     from benchmark.training.checkpoint import CHECKPOINT_ROOT
 
     result = subprocess.run([sys.executable, "-m", "benchmark", "methods"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    lines = result.stdout.splitlines()[1:]
+    rows = {line.split()[0]: line for line in lines if " --stage " not in line}
     assert set(rows) == set(METHODS)
+    stages = [line for line in lines if " --stage " in line]
+    assert len(stages) == sum(len(names) for names in STAGES.values()) and all(" stage " in s for s in stages)
     assert "classical" in rows["zero_filled"] and "learned" in rows["unet"]
     for name in ("unet", "e2evarnet", "recurrentvarnet"):
         shipped = CHECKPOINT_ROOT / name / "tiny.pt"

@@ -1,0 +1,193 @@
+"""NASP's training stages as harness classes. Part 1: the AQ-VAE tokenizer stage
+(``python -m benchmark train nasp --stage tokenizer``).
+
+Training (eq. 3, supp. §9): all six level images of a slice (R = 32 … 2 from the nested masks of the
+batch's pattern, and FS) are encoded, quantised, fused and decoded; the generator loss is
+1.0·(1 − SSIM) on the magnitude + 0.1·perceptual + 0.1·LSGAN + 0.25·commitment, then the projected
+discriminator takes its LSGAN step on the detached reconstruction. Validation (best checkpoint) scores
+the all-levels reconstruction. ``reconstruct`` is the R = 32-only decoding: the tokens of the measured
+input alone, fused and decoded — what the tokenizer gives without the transformer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from fastmri.losses import SSIMLoss
+
+from benchmark.io import sha256_file
+from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget
+from methods.nasp.config import TOKENIZER_CONFIGS, TOKENIZER_TRAIN, TRANSFORMER_CONFIGS, TRANSFORMER_TRAIN
+from methods.nasp.decoding import Sampler, generate
+from methods.nasp.discriminator import (
+    ProjectedHeads,
+    build_feature_network,
+    build_perceptual,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+    to_feature_input,
+)
+from methods.nasp.levels import LEVELS, from_channels, level_images, to_channels
+from methods.nasp.model import NASPModel
+from methods.nasp.tokenizer import AQVAE, load_var_vqvae
+
+#: Optional initialisation from VAR's ``vae_ch160v4096z32.pth`` (paper supp. §9); unset = from scratch.
+VAR_VQVAE_ENV = "NASP_VAR_VQVAE"
+
+
+class TokenizerStage(LearnedMethod):
+    name = "nasp"
+    stage = "tokenizer"
+    configs = TOKENIZER_CONFIGS
+    train_configs = TOKENIZER_TRAIN
+    needs_hierarchy = True
+
+    def __init__(
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
+    ) -> None:
+        self._record: dict = {"var_vqvae": None}
+        self._for_training = for_training  # VAR's weights initialise training only; a checkpoint overrides them
+        super().__init__(profile, device, checkpoint, for_training)
+        if for_training:
+            self._build_training_networks()
+
+    def build_model(self) -> AQVAE:
+        model = AQVAE(self.config, distributed=dist.is_available() and dist.is_initialized())
+        var_path = os.environ.get(VAR_VQVAE_ENV)
+        if var_path and self._for_training:
+            self._record["var_vqvae"] = {**load_var_vqvae(model, var_path), "sha256": sha256_file(var_path)}
+        return model
+
+    def _build_training_networks(self) -> None:
+        c = self.config
+        self.features, feature_record = build_feature_network(c.discriminator_features)
+        self.perceptual, perceptual_record = build_perceptual(c.perceptual)
+        self.features.to(self.device), self.perceptual.to(self.device)
+        self._record |= {"substitutions": feature_record | perceptual_record}
+        self.discriminator = ProjectedHeads(self.features.channels, c.discriminator_hidden).to(self.device)
+        self.ssim_loss = SSIMLoss().to(self.device)
+
+    def provenance(self) -> dict:
+        return self._record
+
+    def training_modules(self) -> dict[str, torch.nn.Module]:
+        return {"model": self.model, "discriminator": self.discriminator}
+
+    def train_mode(self, training: bool) -> None:
+        self.model.train(training)
+        if hasattr(self, "discriminator"):
+            self.discriminator.train(training)
+
+    def _pattern_index(self, batch: ReconBatch) -> torch.Tensor:
+        index = self.config.patterns.index(batch.pattern)
+        return torch.full((batch.kspace.shape[0],), index, dtype=torch.long, device=batch.kspace.device)
+
+    def all_levels(self, batch: ReconBatch, target: TrainingTarget):
+        """Decoded complex image of all six fused levels and the quantiser output (the oracle)."""
+        images = [to_channels(image) for image in level_images(target.kspace, batch.maps, target.hierarchy)]
+        decoded, quantized = self.model(images, list(range(len(LEVELS))), self._pattern_index(batch))
+        return from_channels(decoded), quantized
+
+    def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
+        """R = 32 only: the measured input's 11 x 11 tokens, through Φ and the decoder."""
+        zero_filled = to_channels(batch.operator().adjoint(batch.kspace))
+        decoded, _ = self.model([zero_filled], [0], self._pattern_index(batch))
+        return from_channels(decoded)
+
+    def validation_image(self, batch: ReconBatch, target: TrainingTarget) -> torch.Tensor:
+        return self.all_levels(batch, target)[0]
+
+    def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
+        c = self.config
+        recon, quantized = self.all_levels(batch, target)
+        magnitude, reference = recon.abs(), target.magnitude
+        peak = reference.amax(dim=(-2, -1))
+        ssim = self.ssim_loss(magnitude[:, None], reference[:, None], data_range=peak)
+        fake = to_feature_input(magnitude, peak, c.feature_size)
+        real = to_feature_input(reference, peak, c.feature_size)
+        perceptual = self.perceptual(fake, real, normalize=True).mean()
+        adversarial = lsgan_generator_loss(self.discriminator(self.features(fake)))
+        yield (
+            "model",
+            (
+                c.ssim_weight * ssim
+                + c.perceptual_weight * perceptual
+                + c.adversarial_weight * adversarial
+                + c.commitment_weight * quantized.commitment()
+            ),
+        )
+        # Real and fake through the discriminator in one forward pass (one DDP reduction per backward).
+        real_logits, fake_logits = self.discriminator(self.features(torch.cat([real, fake.detach()]))).chunk(2)
+        yield "discriminator", lsgan_discriminator_loss(real_logits, fake_logits)
+
+
+class TransformerStage(LearnedMethod):
+    """Part 2 (``train nasp --stage transformer``): teacher-forced cross-entropy over the codebook on
+    scales 1 … 5, from the shipped tokenizer (frozen) and its encoder (trained jointly as context).
+    ``reconstruct`` decodes scale by scale from the R = 32 input alone (``decoding.generate``)."""
+
+    name = "nasp"
+    stage = "transformer"
+    configs = TRANSFORMER_CONFIGS
+    train_configs = TRANSFORMER_TRAIN
+    needs_hierarchy = True
+    sampler = Sampler("argmax")
+    #: The stage whose shipped checkpoint supplies the (frozen) tokenizer.
+    tokenizer_stage: type[TokenizerStage] = TokenizerStage
+    #: Replace the output's k-space at the measured samples by the measurements (recorded in ``describe``).
+    data_consistency = False
+
+    def __init__(
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
+    ) -> None:
+        self._for_training, self._record = for_training, {}
+        super().__init__(profile, device, checkpoint, for_training)
+        self.generator = torch.Generator(device=device)
+
+    def tokenizer_config(self):
+        return self.tokenizer_stage.configs[self.profile]
+
+    def config_record(self) -> dict:
+        return {"transformer": asdict(self.config), "tokenizer": asdict(self.tokenizer_config())}
+
+    def build_model(self) -> NASPModel:
+        tokenizer = AQVAE(self.tokenizer_config())
+        if self._for_training:  # a trained transformer checkpoint carries its tokenizer's weights itself
+            path = self.tokenizer_stage.shipped_checkpoint(self.profile)
+            stage = self.tokenizer_stage(self.profile, torch.device("cpu"), path)
+            tokenizer.load_state_dict(stage.model.state_dict())
+            self._record = {"tokenizer": {"path": str(path), "sha256": sha256_file(path)}}
+        return NASPModel(tokenizer, self.config)
+
+    def provenance(self) -> dict:
+        return self._record
+
+    def _inputs(self, batch: ReconBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self.tokenizer_config().patterns.index(batch.pattern)
+        pattern = torch.full((batch.kspace.shape[0],), index, dtype=torch.long, device=batch.kspace.device)
+        return to_channels(batch.operator().adjoint(batch.kspace)), pattern
+
+    def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
+        self.generator.manual_seed(torch.initial_seed())  # the runner seeds the global RNG per unit
+        image, pattern = self._inputs(batch)
+        indices, _ = generate(self.model, image, pattern, self.sampler, self.generator)
+        recon = from_channels(self.model.decode(indices))
+        if self.data_consistency:
+            operator = batch.operator()
+            recon = recon + operator.adjoint(batch.kspace - operator(recon))
+        return recon
+
+    def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
+        image, pattern = self._inputs(batch)
+        levels = [to_channels(x) for x in level_images(target.kspace, batch.maps, target.hierarchy)]
+        indices = self.model.tokens(levels, pattern)
+        logits = self.model(image, indices, pattern)
+        begin = self.model.transformer.begin_ends[1][0]
+        labels = torch.cat(indices[1:], dim=1)
+        yield "model", F.cross_entropy(logits[:, begin:].reshape(-1, logits.shape[-1]), labels.reshape(-1))
