@@ -81,10 +81,34 @@ def test_perf_training_step(benchmark, name, small_embedded):
     optimizer = torch.optim.AdamW(method.model.parameters(), lr=1e-4)
 
     def step():
-        loss = method.loss(batch, target)
+        loss = method.loss(batch, target.magnitude)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         return loss.item()
 
     assert np.isfinite(benchmark(step))
+
+
+@pytest.mark.parametrize("use_cache", [True, False], ids=["kv_cache", "no_cache"])
+def test_perf_nasp_decoding_tiny(benchmark, use_cache):
+    """Scale-by-scale decoding of one image (tiny profile, random weights): the transformer part alone
+    and with the tokenizer's R = 32 encoding and decoding (``generate`` + ``decode``)."""
+    from methods.nasp.config import TOKENIZER_CONFIGS, TRANSFORMER_CONFIGS
+    from methods.nasp.decoding import generate
+    from methods.nasp.model import NASPModel
+    from methods.nasp.tokenizer import AQVAE
+
+    torch.manual_seed(0)
+    tokenizer = AQVAE(TOKENIZER_CONFIGS["tiny"])
+    tokenizer.quantize.codebook._codebook.embed.normal_()
+    tokenizer.quantize.codebook._codebook.initted.fill_(True)
+    model = NASPModel(tokenizer, TRANSFORMER_CONFIGS["tiny"]).eval()
+    image, pattern = torch.randn(1, 3, 256, 256), torch.tensor([0])
+
+    def decode_image():
+        with torch.no_grad():
+            indices, _ = generate(model, image, pattern, use_cache=use_cache)
+            return model.decode(indices)
+
+    assert benchmark(decode_image).shape == (1, 3, 256, 256)

@@ -43,6 +43,13 @@ METHOD_LABELS = {
     "mdpg": "MDPG",
     "mambarecon": "MambaRecon",
     "nasp": "NASP (proposed)",
+    "nasp-base": "NASP base",
+    "nasp-base-multinomial": "NASP base, multinomial",
+    "nasp-base-topkp": "NASP base, top-k/top-p",
+    "nasp-base-dc": "NASP base + DC",
+    "nasp-nocross": "NASP w/o cross-attention",
+    "nasp-flat": "NASP w/o token hierarchy",
+    "nasp-frozenenc": "NASP w/o trainable encoder",
     "zero_filled": "Zero-filled",
     "cs_wavelet": "CS-Wavelet",
 }
