@@ -85,8 +85,8 @@ TRANSFORMER_CONFIGS = {
 #: VAR's recipe with the paper's lr: AdamW β = (0.9, 0.95), wd 0.05, clip 2, warm-up then linear decay.
 TRANSFORMER_TRAIN = {
     "tiny": TrainConfig(
-        steps=300, batch_size=4, lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05, warmup_steps=20,
-        schedule="linear", grad_clip=2.0, val_every=100, val_slices=3,
+        steps=600, batch_size=4, lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05, warmup_steps=30,
+        schedule="linear", grad_clip=2.0, val_every=150, val_slices=3,
     ),
     "paper": TrainConfig(
         steps=100_000, batch_size=16, lr=3.125e-5, betas=(0.9, 0.95), weight_decay=0.05, warmup_steps=2_000,
