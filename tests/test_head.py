@@ -3,8 +3,13 @@ equations, a fastMRI-like field of view, normalised coil maps of several coil co
 builds (a committed hash), refusal of an older builder's data, and batches of one coil count."""
 
 import json
+import os
+import platform
 import re
+import subprocess
+import sys
 from importlib import resources
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -19,9 +24,10 @@ from benchmark.errors import BenchmarkError
 from benchmark.training.config import TrainConfig
 from benchmark.training.loop import epoch_batches
 
-#: sha256 over the files of a one-subject mini build (``MINI_SPEC``) made on the machine that trained the
-#: shipped checkpoints. A machine that builds other bytes fails here, loudly, before any number is compared.
-MINI_BUILD_HASH = "11376655ce33c73e7d836fc342eb6356a0e4ae3b48f8a80e46cafbef855739f7"
+#: sha256 over the files of a one-subject mini build (``MINI_SPEC``). The builder uses no BLAS or LAPACK
+#: (``benchmark.data.exact``): before, OpenBLAS's per-CPU kernels changed the bytes (11376655… under its
+#: automatic kernel, 1eda3fe1… with ``OPENBLAS_CORETYPE=Haswell``); now every kernel gives this one.
+MINI_BUILD_HASH = "b28b83c568332a8d32ecab39fdd20adb79654a46467060a9750c8cd42d3dc51f"
 MINI_SPEC = EmbeddedSpec(coil_counts=(8,), splits=(("test", 1, 1),))
 #: Cortical-bone tables plus diploë, from first to last dark sample along a ray (adult skull 4-10 mm; the
 #: simulated layers are 2.0 + 3.0 + 2.2 mm, varied by up to 15 % (bone) and 25 % (marrow), blurred by
@@ -106,9 +112,23 @@ def test_mini_build_matches_the_committed_hash(tmp_path):
     root = build_embedded(tmp_path / "mini", MINI_SPEC)
     built = json.loads((root / "manifest.json").read_text())["dataset_hash"]
     assert built == MINI_BUILD_HASH, (
-        f"this machine builds other bytes ({built}) than the one that made the shipped checkpoints: the "
-        "embedded data, and every number on it, differs here"
+        f"this machine builds other bytes ({built}) than the committed mini build: the embedded data, and "
+        "every number on it, differs here"
     )
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="OPENBLAS_CORETYPE names x86-64 kernels")
+def test_mini_build_bytes_do_not_depend_on_the_blas_kernel(tmp_path):
+    """The same build under another OpenBLAS kernel (Prescott: plain SSE, safe on any x86-64 CPU)."""
+    script = (
+        "import json, sys; from benchmark.data import build_embedded; from test_head import MINI_SPEC; "
+        "print(json.loads((build_embedded(sys.argv[1], MINI_SPEC) / 'manifest.json').read_text())['dataset_hash'])"
+    )
+    env = os.environ | {"OPENBLAS_CORETYPE": "Prescott", "PYTHONPATH": str(Path(__file__).parent)}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "mini")], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split()[-1] == MINI_BUILD_HASH
 
 
 def test_data_from_an_older_builder_is_refused(small_embedded, tmp_path):

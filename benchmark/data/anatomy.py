@@ -26,6 +26,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 
+from benchmark.data.exact import apply_matrix, least_squares, matmul, unit
 from benchmark.data.head import OUTSIDE_MM, head_fractions, hull_volumes, smooth_field
 from benchmark.data.tissues import BRAIN_TISSUES, HEAD_TISSUES, signal
 
@@ -73,7 +74,7 @@ def deformed_slices(
     y = ((shape[0] - 1) / 2 - rows) * pixel_mm + centre[1]
     points = np.stack([np.stack([x, y, np.full_like(x, z, dtype=float)]) for z in z_levels], axis=1)
     flat = points.reshape(3, -1)
-    warped = centre[:, None] + linear @ (flat - centre[:, None]) + _displacement(waves, flat)
+    warped = centre[:, None] + apply_matrix(linear, flat - centre[:, None]) + _displacement(waves, flat)
     out = {}
     for name, volume in template.items():
         outside = OUTSIDE_MM if name == "distance_mm" else 0.0
@@ -131,7 +132,7 @@ def _fraction_fit() -> dict[str, float]:
     template = load_template()
     inside = (template["gm"] + template["wm"] + template["csf"]) > 0.5
     design = np.stack([template[name][inside] for name in BRAIN_TISSUES], axis=1)
-    solution, *_ = np.linalg.lstsq(design, template["t1"][inside], rcond=None)
+    solution = least_squares(design, template["t1"][inside])
     return dict(zip(BRAIN_TISSUES, solution.tolist(), strict=True))
 
 
@@ -141,15 +142,14 @@ def _random_linear_map(rng: np.random.Generator) -> np.ndarray:
     yaw, pitch = np.deg2rad(rng.uniform(-6, 6)), np.deg2rad(rng.uniform(-3, 3))
     in_plane = np.array([[math.cos(yaw), -math.sin(yaw), 0], [math.sin(yaw), math.cos(yaw), 0], [0, 0, 1]])
     tilt = np.array([[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]])
-    return in_plane @ tilt @ scale
+    return matmul(matmul(in_plane, tilt), scale)
 
 
 def _random_displacement_waves(rng: np.random.Generator, count: int = 4) -> list[tuple]:
     """Parameters of ``count`` plane-wave displacements (wavelength 40-90 mm, amplitude <= 2.5 mm)."""
     waves = []
     for _ in range(count):
-        direction = rng.normal(size=3)
-        direction /= np.linalg.norm(direction)
+        direction = unit(rng.normal(size=3))
         wavenumber = 2 * math.pi / rng.uniform(40, 90) * direction
         amplitude = rng.uniform(-2.5, 2.5, size=3)
         waves.append((wavenumber, amplitude, rng.uniform(0, 2 * math.pi)))
@@ -159,5 +159,5 @@ def _random_displacement_waves(rng: np.random.Generator, count: int = 4) -> list
 def _displacement(waves: list[tuple], points_3n: np.ndarray) -> np.ndarray:
     displacement = np.zeros_like(points_3n)
     for wavenumber, amplitude, phase in waves:
-        displacement += amplitude[:, None] * np.sin(wavenumber @ points_3n + phase)[None, :]
+        displacement += amplitude[:, None] * np.sin(apply_matrix(wavenumber[None], points_3n)[0] + phase)[None, :]
     return displacement

@@ -17,6 +17,7 @@ import math
 import numpy as np
 from scipy.ndimage import binary_fill_holes, distance_transform_edt, gaussian_filter
 
+from benchmark.data.exact import apply_matrix, unit
 from benchmark.data.tissues import HEAD_TISSUES
 
 #: Inside-out layers outside the brain hull: (tissue, mean thickness in mm).
@@ -56,10 +57,9 @@ def smooth_field(rng: np.random.Generator, points_mm: np.ndarray, waves: int = 3
     """A seeded smooth field in [-1, 1] at ``points_mm`` ``(3, ...)``: a normalised sum of plane waves."""
     field = np.zeros(points_mm.shape[1:])
     for _ in range(waves):
-        direction = rng.normal(size=3)
-        direction /= np.linalg.norm(direction)
+        direction = unit(rng.normal(size=3))
         wavenumber = 2 * math.pi / rng.uniform(*wavelength) * direction
-        field += np.sin(np.tensordot(wavenumber, points_mm, axes=1) + rng.uniform(0, 2 * math.pi))
+        field += np.sin(apply_matrix(wavenumber[None], points_mm)[0] + rng.uniform(0, 2 * math.pi))
     return field / waves
 
 
