@@ -19,6 +19,7 @@ METHODS: dict[str, str] = {
     "unet": "methods.unet.adapter:UNet",
     "e2evarnet": "methods.e2evarnet.adapter:E2EVarNet",
     "recurrentvarnet": "methods.recurrentvarnet.adapter:RecurrentVarNet",
+    "nasp": "methods.nasp.variants:NASP",
     "nasp-base": "methods.nasp.variants:NASPBase",
     "nasp-base-multinomial": "methods.nasp.variants:NASPBaseMultinomial",
     "nasp-base-topkp": "methods.nasp.variants:NASPBaseTopKP",
@@ -35,6 +36,8 @@ STAGES: dict[str, dict[str, str]] = {
     "nasp": {
         "tokenizer": "methods.nasp.adapter:TokenizerStage",
         "transformer": "methods.nasp.adapter:TransformerStage",
+        "teacher": "methods.nasp.teacher:TeacherStage",
+        "distill": "methods.nasp.distill:DistillStage",
         "transformer-nocross": "methods.nasp.variants:NoCrossStage",
         "transformer-frozenenc": "methods.nasp.variants:FrozenEncoderStage",
         "tokenizer-flat": "methods.nasp.variants:FlatTokenizerStage",

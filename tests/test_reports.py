@@ -17,7 +17,7 @@ from benchmark.reports.figures import plot_comparison
 from benchmark.reports.paper import load_paper_tables
 from benchmark.reports.render import to_latex, to_markdown
 from benchmark.reports.report import write_report
-from benchmark.reports.tables import mask_table, perceptual_table
+from benchmark.reports.tables import distillation_table, mask_table, perceptual_table
 from benchmark.runner import RunConfig, run_benchmark
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "next-acceleration-scale-prediction.md"
@@ -43,6 +43,18 @@ def test_mask_table_cells_equal_an_independent_groupby():
     assert perceptual.values.loc["cs_wavelet", "gaussian_2d|stlpips_alex"] == pytest.approx(
         means[("cs_wavelet", "gaussian_2d")]
     )
+
+
+def test_table5_pairs_nasp_base_with_nasp_and_x_with_x_distilled():
+    table = synthetic_scores(methods=("zero_filled", "nasp-base", "nasp", "unet", "unet:distilled"))
+    result = distillation_table(table, list(MASKS), "paper", {})
+    pairs = ["unet", "unet:distilled", "nasp-base", "nasp"]
+    assert result.rows == [f"{mask}|{name}" for mask in MASKS for name in pairs]  # zero_filled has no pair
+    means = table.groupby(["method", "mask", "contrast"])["psnr_paper"].mean()
+    for name in ("nasp-base", "nasp"):
+        assert result.values.loc[f"radial|{name}", "psnr|T2"] == pytest.approx(means[(name, "radial", "T2")])
+    lone = distillation_table(synthetic_scores(methods=("nasp", "unet")), list(MASKS), "paper", {})
+    assert lone.rows == [] and "no base/distilled pair" in lone.notes[0]
 
 
 def markdown_rows(text):

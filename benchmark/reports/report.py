@@ -16,6 +16,7 @@ from benchmark.reports.figures import plot_comparison, plot_masks
 from benchmark.reports.render import to_latex, to_markdown
 from benchmark.reports.tables import (
     ablation_table,
+    distillation_pairs,
     distillation_table,
     mask_table,
     method_label,
@@ -126,8 +127,7 @@ def write_report(
         written += comparison_figure(
             run_dir, table, metadata, mask, contrast, methods, out / f"grid_{mask}_{contrast}", slice_choice, error_maps
         )
-        pairs = [(m, f"{m}:distilled") for m in methods if f"{m}:distilled" in methods]
-        for base, distilled in pairs:
+        for base, distilled in distillation_pairs(methods):
             target = out / f"distillation_{base}_{mask}_{contrast}"
             written += comparison_figure(
                 run_dir, table, metadata, mask, contrast, [base, distilled], target, slice_choice, True

@@ -71,6 +71,17 @@ class Table:
     paper_label: str = "Published (paper, fastMRI)"
 
 
+#: Distilled methods and the base each was distilled from, for Table 5 and Fig. 5 (beside the generic
+#: pairing of ``X`` with ``X:distilled``).
+DISTILLED_FROM = {"nasp": "nasp-base"}
+
+
+def distillation_pairs(methods: list[str]) -> list[tuple[str, str]]:
+    """(base, distilled) pairs of which a run holds both: ``X`` / ``X:distilled`` and ``DISTILLED_FROM``."""
+    pairs = [(m, f"{m}:distilled") for m in methods if f"{m}:distilled" in methods]
+    return pairs + [(base, m) for m, base in DISTILLED_FROM.items() if m in methods and base in methods]
+
+
 def column_key(metric: str, protocol: str) -> str:
     """The per-image table's column for a displayed metric (PSNR/SSIM carry the protocol)."""
     return f"{metric}_{protocol}" if metric in ("psnr", "ssim", "nmse") else metric
@@ -172,10 +183,9 @@ def distillation_table(
     unavailable: dict[str, str],
     volumes: pd.DataFrame | None = None,
 ) -> Table:
-    """Table 5: base vs distilled (methods ``X`` and ``X:distilled``) per mask and contrast."""
+    """Table 5: base vs distilled (``distillation_pairs``) per mask and contrast."""
     metrics = ["psnr", "ssim", "lpips_alex"]
-    ran = list(dict.fromkeys(table["method"]))
-    pairs = [(m, f"{m}:distilled") for m in ran if f"{m}:distilled" in ran]
+    pairs = distillation_pairs(list(dict.fromkeys(table["method"])))
     rows = [f"{mask}|{name}" for mask in masks for pair in pairs for name in pair]
     values = pd.DataFrame(np.nan, index=rows, columns=[f"{m}|{c}" for m in metrics for c in CONTRASTS])
     spread = values.copy()
@@ -188,14 +198,17 @@ def distillation_table(
             spread.loc[f"{mask}|{name}"] = grid_spread.loc[name].to_numpy()
     result = Table(
         title="Table 5: base vs distilled",
-        caption=f"Pairs of methods `X` and `X:distilled` in this run; mean over test {_unit(protocol)} per contrast.",
+        caption=(
+            "Base and distilled methods of this run (`nasp-base` / `nasp`, or `X` / `X:distilled`); "
+            f"mean over test {_unit(protocol)} per contrast."
+        ),
         rows=rows,
         groups=[(METRIC_LABELS[m], [f"{m}|{c}" for c in CONTRASTS]) for m in metrics],
         values=values,
         spread=spread,
     )
     if not pairs:
-        result.notes.append("This run has no base/distilled pair (methods `X` and `X:distilled`).")
+        result.notes.append("This run has no base/distilled pair (`nasp-base` with `nasp`, or `X` with `X:distilled`).")
     _annotate(result, table, unavailable, metrics)
     return result
 

@@ -58,13 +58,15 @@ def generate(
     sampler: Sampler = Sampler(),
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    privileged_B3HW: torch.Tensor | None = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Token indices of every scale (Q_32 observed, the rest predicted) and each predicted scale's logits."""
+    """Token indices of every scale (Q_32 observed, the rest predicted) and each predicted scale's logits.
+    ``privileged_B3HW``: the fully sampled image, for the privileged teacher only (validation)."""
     transformer = model.transformer
     indices = [model.tokens([image_B3HW], pattern_B)[0]]
     codes = model.codes(indices)
     cond_BD = transformer.class_emb(pattern_B)
-    cross_kv = transformer.cross_keys_values(model.contexts(image_B3HW, pattern_B))  # once per image
+    cross_kv = model.cross_keys_values(image_B3HW, pattern_B, privileged_B3HW)  # once per image
     all_logits = []
     transformer.set_caching(use_cache)
     try:

@@ -9,6 +9,10 @@ ships VAR's block; names follow VAR's.
 Self-attention keeps a KV cache for scale-by-scale decoding; cross-attention keys and values depend only
 on the image's context, so ``CrossAttention.keys_values`` computes them once per image and every scale
 reuses them.
+
+The privileged teacher of part 3 (paper §4.3) adds, per block, a second cross-attention to the
+encoder's features of the fully sampled image, after the first and of the same form; its output
+projection starts at zero, so a teacher initialised from the base model first predicts exactly as it.
 """
 
 from __future__ import annotations
@@ -97,13 +101,18 @@ class CrossAttention(_L2Attention):
 
 
 class Block(nn.Module):
-    """Cross-attention (optional), then VAR's AdaLN self-attention and FFN."""
+    """Cross-attention (optional), privileged cross-attention (teacher only), then VAR's AdaLN
+    self-attention and FFN."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float, drop_path: float, context_channels: int | None):
+    def __init__(
+        self, width: int, heads: int, mlp_ratio: float, drop_path: float, context_channels: int | None,
+        privileged_channels: int | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.width = width
         self.ln_wo_grad = nn.LayerNorm(width, eps=1e-6, elementwise_affine=False)
         self.cross = CrossAttention(width, heads, context_channels) if context_channels else None
+        self.privileged = CrossAttention(width, heads, privileged_channels) if privileged_channels else None
         self.attn = SelfAttention(width, heads)
         hidden = round(width * mlp_ratio)
         self.ffn = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
@@ -111,8 +120,10 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x_BLC, cond_BD, mask, cross_kv) -> torch.Tensor:
-        if self.cross is not None:
-            x_BLC = x_BLC + self.drop_path(self.cross(self.ln_wo_grad(x_BLC), cross_kv))
+        """``cross_kv``: keys/values of the R = 32 context and of the privileged context (or ``None``)."""
+        for attention, keys_values in zip((self.cross, self.privileged), cross_kv, strict=True):
+            if attention is not None:
+                x_BLC = x_BLC + self.drop_path(attention(self.ln_wo_grad(x_BLC), keys_values))
         gamma1, gamma2, scale1, scale2, shift1, shift2 = self.ada_lin(cond_BD).view(-1, 1, 6, self.width).unbind(2)
         h = self.attn(self.ln_wo_grad(x_BLC) * (1 + scale1) + shift1, mask)
         x_BLC = x_BLC + self.drop_path(h * gamma1)
@@ -123,12 +134,14 @@ class NextScaleTransformer(nn.Module):
     """Logits of every scale's tokens from the teacher-forcing inputs of all scales (eq. 2).
 
     ``grids`` are the token grids (scale 0 is the observed Q_32); ``context_channels[i]`` is the channel
-    count of block ``i``'s cross-attention context (``None``: no cross-attention in that block).
+    count of block ``i``'s cross-attention context (``None``: no cross-attention in that block), and
+    ``privileged_channels[i]`` that of its privileged context (the teacher's; ``None`` by default).
     """
 
     def __init__(
         self, grids: tuple[int, ...], z_channels: int, vocab: int, num_patterns: int, depth: int, width: int,
         heads: int, mlp_ratio: float, drop_path: float, context_channels: list[int | None],
+        privileged_channels: list[int | None] | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         self.grids, self.width = grids, width
@@ -147,9 +160,10 @@ class NextScaleTransformer(nn.Module):
         self.lvl_embed = nn.Embedding(len(grids), width)
         self.pos_1LC = nn.Parameter(torch.empty(1, sum(lengths), width))
         rates = torch.linspace(0, drop_path, depth).tolist()
+        privileged_channels = privileged_channels or [None] * depth
         self.blocks = nn.ModuleList(
-            Block(width, heads, mlp_ratio, rate, channels)
-            for rate, channels in zip(rates, context_channels, strict=True)
+            Block(width, heads, mlp_ratio, rate, channels, privileged)
+            for rate, channels, privileged in zip(rates, context_channels, privileged_channels, strict=True)
         )
         self.head_nm_ln = nn.LayerNorm(width, eps=1e-6, elementwise_affine=False)
         self.head_nm_ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
@@ -174,6 +188,8 @@ class NextScaleTransformer(nn.Module):
             block.ffn[-1].weight.data.div_(math.sqrt(2 * depth))
             block.ada_lin[-1].weight.data[2 * self.width :].mul_(0.5)
             block.ada_lin[-1].weight.data[: 2 * self.width].mul_(1e-5)
+            if block.privileged is not None:  # the teacher starts as the model it is initialised from
+                nn.init.zeros_(block.privileged.proj.weight), nn.init.zeros_(block.privileged.proj.bias)
 
     def embed(self, inputs_BLz: torch.Tensor, start: int) -> torch.Tensor:
         """Word + level + position embedding of inputs occupying positions ``start:start+L``."""
@@ -181,11 +197,16 @@ class NextScaleTransformer(nn.Module):
         level = self.lvl_embed(self.scale_of_position[positions])
         return self.word_embed(inputs_BLz) + level + self.pos_1LC[:, positions]
 
-    def cross_keys_values(self, contexts: list[torch.Tensor | None]) -> list:
-        """Each block's cross-attention keys/values from its context ``(B, N, C_ctx)``, once per image."""
+    def cross_keys_values(self, contexts: list, privileged: list | None = None) -> list:
+        """Each block's cross-attention keys/values, from its context ``(B, N, C_ctx)`` and its privileged
+        context (teacher only), once per image: ``[(context kv | None, privileged kv | None)] * depth``."""
+        privileged = privileged or [None] * len(self.blocks)
         return [
-            block.cross.keys_values(context) if block.cross is not None else None
-            for block, context in zip(self.blocks, contexts, strict=True)
+            tuple(
+                attention.keys_values(context) if attention is not None else None
+                for attention, context in ((block.cross, own), (block.privileged, extra))
+            )
+            for block, own, extra in zip(self.blocks, contexts, privileged, strict=True)
         ]
 
     def run(self, x_BLC: torch.Tensor, cond_BD: torch.Tensor, mask, cross_kv: list) -> torch.Tensor:

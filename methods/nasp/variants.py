@@ -1,9 +1,10 @@
-"""NASP as registered methods (part 2) and Table 4's ablations, all variants of the same code.
+"""NASP as registered methods and Table 4's ablations, all variants of the same code.
 
-``nasp-base`` decodes with argmax from the transformer stage's checkpoint; ``nasp-base-multinomial``,
-``nasp-base-topkp`` (paper: k = 900, p = 0.96) and ``nasp-base-dc`` (data consistency on the output)
-share that checkpoint **and its weights in memory**: loading several in one run keeps one model per
-(checkpoint, device). The component ablations train their own stages: ``nasp-nocross`` (no
+``nasp`` (the paper's "Proposed") is the distilled student of part 3 with argmax decoding; ``nasp-base``
+is the model before distillation: it decodes with argmax from the transformer stage's checkpoint;
+``nasp-base-multinomial``, ``nasp-base-topkp`` (paper: k = 900, p = 0.96) and ``nasp-base-dc`` (data
+consistency on the output) share that checkpoint **and its weights in memory**: loading several in one
+run keeps one model per (checkpoint, device). The component ablations train their own stages: ``nasp-nocross`` (no
 cross-attention), ``nasp-frozenenc`` (context encoder frozen) and ``nasp-flat`` (its own tokenizer with
 16 x 16 tokens at every level, and a transformer on it).
 """
@@ -20,6 +21,7 @@ from benchmark.io import sha256_file
 from methods.nasp.adapter import TokenizerStage, TransformerStage
 from methods.nasp.config import TOKENIZER_CONFIGS, TRANSFORMER_CONFIGS
 from methods.nasp.decoding import Sampler
+from methods.nasp.distill import DistillStage
 
 _SHARED_MODELS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
@@ -46,6 +48,10 @@ class _Registered(TransformerStage):
     def describe(self) -> dict:
         decoding = {"sampling": self.sampler.mode, "top_k": self.sampler.top_k, "top_p": self.sampler.top_p}
         return super().describe() | {"decoding": decoding | {"data_consistency": self.data_consistency}}
+
+
+class NASP(_Registered):
+    name, source = "nasp", DistillStage
 
 
 class NASPBase(_Registered):
