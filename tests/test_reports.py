@@ -172,7 +172,7 @@ def test_figure_has_one_panel_per_method_plus_truth(tmp_path):
 def small_run(ci_embedded, tmp_path_factory):
     """Every shipped method at the setting its checkpoint was trained at (256 x 256, R = 32), 2 slices."""
     out = tmp_path_factory.mktemp("run") / "ci-small"
-    methods = ("zero_filled", "cs_wavelet", "unet", "e2evarnet", "recurrentvarnet")  # every shipped method
+    methods = ("zero_filled", "cs_wavelet", "unet", "e2evarnet", "recurrentvarnet", "nasp-base", "nasp")  # all shipped
     config = RunConfig(methods=methods, masks=MASKS, contrasts=("T1", "T2", "FLAIR"),
                        data=ci_embedded, out=out, device="cpu", load=LoadOptions(size=(256, 256)))  # fmt: skip
     run_benchmark(config)
@@ -186,6 +186,8 @@ def test_report_writes_tables_and_figures_for_a_run(small_run, tmp_path):
     assert {f"grid_{mask}_T1.png" for mask in MASKS} <= names
     text = (tmp_path / "report" / "tables.md").read_text()
     assert text.count("### ") == 4 + 4  # four mask tables, Supp. Table 2, Tables 4 and 5, runtime
+    assert {f"distillation_nasp-base_{mask}_T1.png" for mask in MASKS} <= names  # Fig. 5: base vs distilled
+    assert "no base/distilled pair" not in text  # Table 5 pairs nasp-base with nasp
     assert "24.61" in text  # the paper's NASP PSNR, Table 1, in its labelled rows
     assert " ± " in (tmp_path / "report" / "tables_std.md").read_text()
 
