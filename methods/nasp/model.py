@@ -70,12 +70,14 @@ class NASPModel(nn.Module):
         """Token indices of each given level (all six for training, ``[R = 32]`` at inference)."""
         return self.tokenizer.quantize_levels(images_B3HW, list(range(len(images_B3HW))), pattern_B).indices
 
-    def contexts(self, image_B3HW: torch.Tensor, pattern_B: torch.Tensor, level: int = 0) -> list[torch.Tensor | None]:
-        """Each block's context tokens ``(B, N, C)`` (+ 2-D sin-cos position) from the input of ``level``
-        (0: the R = 32 input; the last level: the teacher's fully sampled image)."""
-        if not self.config.cross_attention and level == 0:
+    def contexts(
+        self, image_B3HW: torch.Tensor, pattern_B: torch.Tensor, input_level: int = 0
+    ) -> list[torch.Tensor | None]:
+        """Each block's context tokens ``(B, N, C)`` (+ 2-D sin-cos position) from the input of acquisition
+        level ``input_level`` (0: the R = 32 input; the last level: the teacher's fully sampled image)."""
+        if not self.config.cross_attention and input_level == 0:
             return [None] * len(self.assignment)
-        labels = self.context_labels(label_index(level, pattern_B, len(self.tokenizer.config.patterns)))
+        labels = self.context_labels(label_index(input_level, pattern_B, len(self.tokenizer.config.patterns)))
         _, features = self.context_encoder(image_B3HW, labels)
         tokens = {}
         for level in set(self.assignment):

@@ -4,9 +4,9 @@
 is the model before distillation: it decodes with argmax from the transformer stage's checkpoint;
 ``nasp-base-multinomial``, ``nasp-base-topkp`` (paper: k = 900, p = 0.96) and ``nasp-base-dc`` (data
 consistency on the output) share that checkpoint **and its weights in memory**: loading several in one
-run keeps one model per (checkpoint, device). The component ablations train their own stages: ``nasp-nocross`` (no
-cross-attention), ``nasp-frozenenc`` (context encoder frozen) and ``nasp-flat`` (its own tokenizer with
-16 x 16 tokens at every level, and a transformer on it).
+run keeps one model per (checkpoint, device). The component ablations train their own stages:
+``nasp-nocross`` (no cross-attention), ``nasp-frozenenc`` (context encoder frozen) and ``nasp-flat`` (its
+own tokenizer with 16 x 16 tokens at every level, and a transformer on it).
 """
 
 from __future__ import annotations
