@@ -29,7 +29,12 @@ def _prepare(args: argparse.Namespace) -> None:
 
     root = Path(args.data) if args.data else default_data_root()
     start = time.perf_counter()
-    if args.from_fastmri:
+    if args.coil_subset:
+        from benchmark.data.subset import coil_subset
+
+        coil_subset(Path(args.coil_subset), root, _counts(args.train_coils), _counts(args.test_coils))
+        print(f"linked the coil-transfer subset of {args.coil_subset} into {root}")
+    elif args.from_fastmri:
         source = Path(args.from_fastmri)
         files = sorted(source.glob("*.h5")) if source.is_dir() else [source]
         options = LoadOptions(num_virtual_coils=args.virtual_coils)
@@ -42,6 +47,13 @@ def _prepare(args: argparse.Namespace) -> None:
         print(f"built the embedded dataset at {root}")
     dataset_hash = verify_dataset(root, check_hashes=args.verify)
     print(f"dataset hash {dataset_hash[:16]}…  ({time.perf_counter() - start:.1f} s)")
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise BenchmarkError(f"coil counts must be comma-separated integers, got {text!r}") from None
 
 
 def _masks(args: argparse.Namespace) -> None:
@@ -252,6 +264,14 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
     prepare.add_argument(
         "--virtual-coils", type=int, default=None, help="SVD-compress converted files to N virtual coils"
     )
+    prepare.add_argument(
+        "--coil-subset",
+        metavar="SOURCE",
+        help="link SOURCE's train/val files with --train-coils coils and its test files with --test-coils into "
+        "--data (the coil-transfer check)",
+    )
+    prepare.add_argument("--train-coils", default="8,12", help="coil counts kept in train/val (default: 8,12)")
+    prepare.add_argument("--test-coils", default="16", help="coil counts kept in test (default: 16)")
     prepare.set_defaults(handler=_prepare)
 
 

@@ -21,6 +21,7 @@ from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import sha256_file
 from benchmark.physics import MultiCoilOperator
 from benchmark.training.checkpoint import CHECKPOINT_ROOT, load_checkpoint
+from benchmark.training.losses import magnitude_loss
 
 PROFILES = ("tiny", "paper")
 
@@ -177,3 +178,21 @@ class LearnedMethod(Method):
     def provenance(self) -> dict:
         """What a checkpoint was built from beyond the data: source checkpoints' sha256, substitutions."""
         return {}
+
+
+class ImageToImageMethod(LearnedMethod):
+    """A learned method mapping the zero-filled SENSE image (real/imag channels) to the image (U-Net, Swin-Unet).
+
+    Each input is divided by its zero-filled maximum (available at inference) and the output multiplied back.
+    Loss: ``benchmark.training.losses.magnitude_loss`` (L1 + L2 on the magnitude, shared by all library baselines).
+    """
+
+    def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
+        zero_filled = batch.operator().adjoint(batch.kspace)
+        scale = zero_filled.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+        channels = torch.view_as_real(zero_filled / scale).permute(0, 3, 1, 2)
+        output = self.model(channels.float()).permute(0, 2, 3, 1).contiguous()
+        return torch.view_as_complex(output.float()) * scale
+
+    def loss(self, batch: ReconBatch, target: torch.Tensor) -> torch.Tensor:
+        return magnitude_loss(self.reconstruct(batch).abs(), target)

@@ -19,6 +19,8 @@ METHODS: dict[str, str] = {
     "unet": "methods.unet.adapter:UNet",
     "e2evarnet": "methods.e2evarnet.adapter:E2EVarNet",
     "recurrentvarnet": "methods.recurrentvarnet.adapter:RecurrentVarNet",
+    "swinunet": "methods.swinunet.adapter:SwinUNet",
+    "mambarecon": "methods.mambarecon.adapter:MambaRecon",
     "nasp": "methods.nasp.variants:NASP",
     "nasp-base": "methods.nasp.variants:NASPBase",
     "nasp-base-multinomial": "methods.nasp.variants:NASPBaseMultinomial",

@@ -112,3 +112,38 @@ def test_perf_nasp_decoding_tiny(benchmark, use_cache):
             return model.decode(indices)
 
     assert benchmark(decode_image).shape == (1, 3, 256, 256)
+
+
+def synthetic_batch_256(batch_size=2, coils=8):
+    """A 256 x 256, 8-coil radial R = 32 batch: the shipped checkpoints' setting (timing needs no real data)."""
+    from benchmark.method import ReconBatch
+    from benchmark.physics import MultiCoilOperator, birdcage_maps
+
+    generator = torch.Generator().manual_seed(0)
+    maps = birdcage_maps(coils, (256, 256)).to(torch.complex64).expand(batch_size, -1, -1, -1)
+    mask = torch.stack([make_mask("radial", (256, 256), 32, seed) for seed in range(batch_size)])
+    image = torch.randn(batch_size, 256, 256, dtype=torch.complex64, generator=generator)
+    batch = ReconBatch(MultiCoilOperator(maps, mask).forward(image), mask, maps, "radial", 32)
+    return batch, image.abs()
+
+
+@pytest.mark.parametrize("name", ["swinunet", "mambarecon"])
+@pytest.mark.parametrize("phase", ["train_step", "inference"])
+def test_perf_swinunet_mambarecon(benchmark, name, phase):
+    """One optimisation step (batch 2) or one reconstruction (batch 1) of the tiny profile at 256 x 256."""
+    method = get_method_class(name)("tiny", torch.device("cpu"), for_training=True)
+    batch, target = synthetic_batch_256(2 if phase == "train_step" else 1)
+    optimizer = torch.optim.AdamW(method.model.parameters(), lr=1e-4)
+
+    def train_step():
+        loss = method.loss(batch, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def inference():
+        with torch.no_grad():
+            return method.reconstruct(batch).abs().mean().item()
+
+    assert np.isfinite(benchmark(train_step if phase == "train_step" else inference))

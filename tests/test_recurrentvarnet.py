@@ -40,8 +40,9 @@ def test_regularizer_fills_unsampled_kspace():
 
 
 def test_parity_with_direct_when_it_imports():
-    direct_model = pytest.importorskip("direct.nn.recurrentvarnet.recurrentvarnet")
-    transforms = pytest.importorskip("direct.data.transforms")
+    reason = 'needs DIRECT: pip install -e ".[direct]" (Python >= 3.12)'
+    direct_model = pytest.importorskip("direct.nn.recurrentvarnet.recurrentvarnet", reason=reason)
+    transforms = pytest.importorskip("direct.data.transforms", reason=reason)
     torch.manual_seed(2)
     settings = dict(
         num_steps=2,

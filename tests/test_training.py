@@ -22,7 +22,7 @@ from benchmark.training import checkpoint as checkpoint_module
 from benchmark.training.checkpoint import load_checkpoint, record_shipped
 from benchmark.training.loop import Trainer, TrainRequest
 
-LEARNED = ["unet", "e2evarnet", "recurrentvarnet"]
+LEARNED = ["unet", "e2evarnet", "recurrentvarnet", "mambarecon"]
 CPU = torch.device("cpu")
 
 

@@ -136,6 +136,13 @@ def dataset_description(root: str | Path, load: LoadOptions) -> dict:
         maps = "ESPIRiT from the fully sampled calibration data (the paper authors' pipeline)"
     else:
         name, maps = f"{Path(root).name} ({builder or 'unknown builder'})", "maps stored in the files"
+    subset = manifest.get("description", {}).get("subset")
+    if subset:
+        coils = subset["coils"]
+        name += (
+            f", coil subset of {subset['source_dataset_hash'][:12]} (train/val {coils['train_and_val_coils']} coils, "
+            f"test {coils['test_coils']})"
+        )
     if load.num_virtual_coils is not None:
         maps = f"ESPIRiT on {load.num_virtual_coils} SVD-compressed virtual coils"
     target = f"{'SENSE coil-combined' if load.target == 'sense' else 'RSS'} magnitude at {load.size[0]}x{load.size[1]}"

@@ -1,0 +1,50 @@
+"""A dataset restricted by coil count: the coil-transfer check (train on some coil counts, test on another).
+
+The subset lists the chosen files of an existing dataset in its own manifest (same entries and sha256) and links
+them rather than copying; its description names the source dataset's hash and the rule that chose the files, so
+tables built on it say so. Written in a temporary directory and renamed when complete, like every dataset here.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+
+from benchmark.data.manifest import read_manifest, verify_dataset, write_manifest
+from benchmark.errors import BenchmarkError
+
+
+def coil_count(path: Path) -> int:
+    with h5py.File(path, "r") as file:
+        return int(file["kspace"].shape[1])
+
+
+def coil_subset(source: Path, destination: Path, train_coils: tuple[int, ...], test_coils: tuple[int, ...]) -> Path:
+    """Link the train/val files of ``source`` with ``train_coils`` coils and its test files with ``test_coils``."""
+    source, destination = Path(source).resolve(), Path(destination)
+    source_hash = verify_dataset(source)
+    if destination.exists():
+        raise BenchmarkError(f"{destination} exists; choose a new directory for the subset")
+    manifest = read_manifest(source)
+    chosen = [
+        entry
+        for entry in manifest["entries"]
+        if coil_count(source / entry.path) in (test_coils if entry.split == "test" else train_coils)
+    ]
+    for split in ("train", "val", "test"):
+        if not any(entry.split == split for entry in chosen):
+            raise BenchmarkError(f"no {split} files of {source} have the requested coil counts")
+    staging = destination.with_name(destination.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    for entry in chosen:
+        (staging / entry.path).parent.mkdir(parents=True, exist_ok=True)
+        (staging / entry.path).symlink_to(source / entry.path)
+    for name in sorted(path.name for path in source.iterdir() if path.suffix == ".md"):
+        shutil.copy(source / name, staging / name)
+    rule = {"train_and_val_coils": list(train_coils), "test_coils": list(test_coils)}
+    description = manifest["description"] | {"subset": {"source_dataset_hash": source_hash, "coils": rule}}
+    write_manifest(staging, chosen, description)
+    staging.rename(destination)
+    return destination

@@ -1,0 +1,37 @@
+"""MambaRecon adapter: zero-filled SENSE image, measured k-space, mask and shared maps -> unrolled Mamba -> image.
+
+Each input is divided by its zero-filled maximum (available at inference), the measurement with it, and the output
+multiplied back. Loss: ``benchmark.training.losses.magnitude_loss`` (shared by all library baselines).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchmark.method import LearnedMethod, ReconBatch
+from benchmark.training.losses import magnitude_loss
+from methods.mambarecon.config import CONFIGS, TRAIN
+from methods.mambarecon.model import MambaReconNet
+from methods.mambarecon.selective_scan import cuda_kernel_available
+
+
+class MambaRecon(LearnedMethod):
+    name = "mambarecon"
+    configs = CONFIGS
+    train_configs = TRAIN
+
+    def build_model(self) -> torch.nn.Module:
+        return MambaReconNet(self.config)
+
+    def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
+        zero_filled = batch.operator().adjoint(batch.kspace)
+        scale = zero_filled.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+        kspace = batch.kspace / scale[:, None]
+        return self.model(zero_filled / scale, kspace, batch.mask, batch.maps) * scale
+
+    def loss(self, batch: ReconBatch, target: torch.Tensor) -> torch.Tensor:
+        return magnitude_loss(self.reconstruct(batch).abs(), target)
+
+    def describe(self) -> dict:
+        backend = "mamba_ssm CUDA kernel" if cuda_kernel_available() and self.device.type == "cuda" else "pure PyTorch"
+        return super().describe() | {"selective_scan": backend}

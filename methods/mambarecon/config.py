@@ -1,0 +1,33 @@
+"""MambaRecon sizes and training per profile.
+
+Paper profile: the released model (width 128, patch 2, 6 cascades of 2 SS2D blocks, d_state 16, expand 2).
+Tiny profile (CPU): width 16, patch 4 (64² tokens instead of 128²: the scan's cost and memory grow with the token
+count), 3 cascades of 2 blocks, d_state 4 — the same mechanisms at a size that trains on 2 cores.
+Training: the policy every library baseline here shares (L1 + L2 on the magnitude, AdamW, warm-up then cosine),
+not MambaRecon's own recipe (L1 on the magnitude, lr 1e-3, cosine to 1e-6), so the comparison differs in the
+architecture only.
+"""
+
+from dataclasses import dataclass
+
+from benchmark.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class MambaReconConfig:
+    dim: int = 128
+    patch: int = 2
+    num_cascades: int = 6
+    blocks_per_cascade: int = 2
+    d_state: int = 16
+    expand: int = 2
+
+
+CONFIGS = {
+    "tiny": MambaReconConfig(dim=16, patch=4, num_cascades=3, d_state=4),
+    "paper": MambaReconConfig(),
+}
+TRAIN = {
+    "tiny": TrainConfig(steps=400, batch_size=2, lr=2e-3, warmup_steps=20, val_every=100),
+    "paper": TrainConfig(steps=100_000, batch_size=4, lr=1e-3, warmup_steps=1_000, val_every=5_000, ema_decay=0.999),
+}
