@@ -40,6 +40,15 @@ class MultiCoilOperator:
         """``x = S^H F^H M y``: multi-coil k-space -> coil-combined image ``(..., H, W)``."""
         return sense_combine(ifft2c(self._apply_mask(kspace_CHW)), self.maps_CHW)
 
+    def data_consistent(self, image_HW: torch.Tensor, kspace_CHW: torch.Tensor) -> torch.Tensor:
+        """Hard data consistency ``x + A^H (y - A x)``: each coil's k-space of ``x`` with the sampled locations
+        replaced by the measurement, coil-combined (``S^H F^H (M y + (1 - M) F S x)`` when sum_c |S_c|^2 = 1).
+
+        With one coil this is the projection onto ``{x : A x = y}``; with several it is not (the replaced coil
+        images leave the range of ``S``), but it leaves an image already consistent with ``y`` unchanged.
+        """
+        return image_HW + self.adjoint(kspace_CHW - self.forward(image_HW))
+
     __call__ = forward
 
 

@@ -23,10 +23,8 @@ from methods.mambarecon.ss2d import SS2D
 def hard_data_consistency(
     image_BHW: torch.Tensor, kspace_BCHW: torch.Tensor, mask_BHW: torch.Tensor, maps_BCHW: torch.Tensor
 ) -> torch.Tensor:
-    """Coil-wise replacement: S^H F^H (M y + (1 - M) F S x) for a complex image x and measured k-space y."""
-    full = MultiCoilOperator(maps_BCHW)
-    predicted = full.forward(image_BHW)
-    return full.adjoint(torch.where(mask_BHW.bool()[:, None], kspace_BCHW, predicted))
+    """Coil-wise replacement of the sampled k-space: S^H F^H (M y + (1 - M) F S x) (``benchmark.physics``)."""
+    return MultiCoilOperator(maps_BCHW, mask_BHW).data_consistent(image_BHW, kspace_BCHW)
 
 
 class PatchEmbed(nn.Module):

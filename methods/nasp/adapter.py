@@ -178,10 +178,7 @@ class TransformerStage(LearnedMethod):
         image, pattern = self._inputs(batch)
         indices, _ = generate(self.model, image, pattern, self.sampler, self.generator)
         recon = from_channels(self.model.decode(indices))
-        if self.data_consistency:
-            operator = batch.operator()
-            recon = recon + operator.adjoint(batch.kspace - operator(recon))
-        return recon
+        return batch.operator().data_consistent(recon, batch.kspace) if self.data_consistency else recon
 
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
         image, pattern = self._inputs(batch)
