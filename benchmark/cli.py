@@ -139,7 +139,10 @@ def _report(args: argparse.Namespace) -> None:
     from benchmark.reports.report import write_report
 
     out = Path(args.out) if args.out else Path("reports") / Path(args.run_dir).name
-    for path in write_report(args.run_dir, out, args.scoring, args.with_paper, args.slice, args.error_maps):
+    written = write_report(
+        args.run_dir, out, args.scoring, args.with_paper, args.slice, args.error_maps, args.stats, args.reference
+    )
+    for path in written:
         print(f"wrote {path}")
 
 
@@ -373,6 +376,13 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--with-paper", action="store_true", help="print the paper's published numbers beside ours")
     report.add_argument("--slice", help="slice for the figures as FILE.h5:INDEX (default: most informative)")
     report.add_argument("--error-maps", action="store_true", help="add an error-map row to the figures")
+    report.add_argument(
+        "--stats",
+        action="store_true",
+        help="also write tables_ci.md/.tex (95%% subject-bootstrap intervals) and stats.csv (means, intervals, "
+        "Wilcoxon p and Holm-adjusted p per cell)",
+    )
+    report.add_argument("--reference", help="method every other is tested against (default: the best of each column)")
     report.set_defaults(handler=_report)
 
 

@@ -10,8 +10,11 @@ from benchmark.reports.tables import LOWER_IS_BETTER, METRIC_LABELS, Table, best
 DASH = "—"
 
 
-def format_value(value: float, column: str, spread: float | None = None) -> str:
-    """A cell: 2 decimals for PSNR/batch/memory, 4 for runtime, 3 otherwise; "—" for missing."""
+def format_value(
+    value: float, column: str, spread: float | None = None, interval: tuple[float, float] | None = None
+) -> str:
+    """A cell: 2 decimals for PSNR/batch/memory, 4 for runtime, 3 otherwise; "—" for missing; optional
+    "± std" or "[low, high]"."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH
     if math.isinf(value):
@@ -22,6 +25,8 @@ def format_value(value: float, column: str, spread: float | None = None) -> str:
     text = f"{value:.{digits}f}"
     if spread is not None and not math.isnan(spread):
         text += f" ± {spread:.{digits}f}"
+    if interval is not None and not any(math.isnan(bound) for bound in interval):
+        text += f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
     return text
 
 
@@ -41,7 +46,8 @@ def _row_label(row: str) -> str:
     return f"{mask}: {method_label(name)}" if mask else method_label(name)
 
 
-def _cells(table: Table, with_std: bool) -> list[list[str]]:
+def _cells(table: Table, with_std: bool, with_ci: bool = False) -> list[list[tuple[str, bool, str]]]:
+    """(text, bold, mark) per cell."""
     best = best_rows(table)
     columns = [c for _, cols in table.groups for c in cols]
     body = []
@@ -53,13 +59,16 @@ def _cells(table: Table, with_std: bool) -> list[list[str]]:
                 if with_std and table.spread is not None and column in table.spread
                 else None
             )
-            text = format_value(table.values.loc[row, column], column, spread)
-            cells.append((text, row in best.get(column, set())))
+            interval = None
+            if with_ci and table.ci_low is not None and column in table.ci_low:
+                interval = (table.ci_low.loc[row, column], table.ci_high.loc[row, column])
+            text = format_value(table.values.loc[row, column], column, spread, interval)
+            cells.append((text, row in best.get(column, set()), table.marks.get((row, column), "")))
         body.append(cells)
     return body
 
 
-def to_markdown(table: Table, with_std: bool = False) -> str:
+def to_markdown(table: Table, with_std: bool = False, with_ci: bool = False) -> str:
     columns = [c for _, cols in table.groups for c in cols]
     notes = list(table.notes)
     header = ["Method"] + [
@@ -67,12 +76,13 @@ def to_markdown(table: Table, with_std: bool = False) -> str:
     ]
     lines = [f"### {table.title}", "", table.caption, "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "---|" * len(header))
-    for row, cells in zip(table.rows, _cells(table, with_std), strict=True):
+    for row, cells in zip(table.rows, _cells(table, with_std, with_ci), strict=True):
         label = _row_label(row)
         if row in table.row_notes:
             notes.append(f"{label}: {table.row_notes[row]}")
             label += f" [{len(notes)}]"
-        lines.append("| " + " | ".join([label] + [f"**{t}**" if bold else t for t, bold in cells]) + " |")
+        rendered = [(f"**{t}**" if bold else t) + mark for t, bold, mark in cells]
+        lines.append("| " + " | ".join([label] + rendered) + " |")
     if table.paper is not None:
         lines.append(f"| *{table.paper_label}* |" + " |" * len(columns))
         for method, published in table.paper.iterrows():
@@ -92,6 +102,8 @@ def latex_escape(text: str) -> str:
         .replace("±", r"$\pm$")
         .replace("—", "---")
         .replace("∞", r"$\infty$")
+        .replace("†", r"$^\dagger$")
+        .replace("α", r"$\alpha$")
     )
 
 
@@ -108,7 +120,7 @@ def latex_text(text: str) -> str:
     return re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(text))
 
 
-def to_latex(table: Table, with_std: bool = False) -> str:
+def to_latex(table: Table, with_std: bool = False, with_ci: bool = False) -> str:
     columns = [c for _, cols in table.groups for c in cols]
     spec = "l" + "c" * len(columns)
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_text(latex_caption(table))}}}"]
@@ -127,11 +139,14 @@ def to_latex(table: Table, with_std: bool = False) -> str:
     lines.append("Method & " + " & ".join(latex_escape(header_label(c)) for c in columns) + r" \\")
     lines.append(r"\midrule")
     notes = list(table.notes)
-    for row, cells in zip(table.rows, _cells(table, with_std), strict=True):
+    for row, cells in zip(table.rows, _cells(table, with_std, with_ci), strict=True):
         label = latex_escape(_row_label(row))
         if row in table.row_notes:
             notes.append(f"{_row_label(row)}: {table.row_notes[row]}")
-        rendered = [rf"\textbf{{{latex_escape(t)}}}" if bold else latex_escape(t) for t, bold in cells]
+        rendered = [
+            (rf"\textbf{{{latex_escape(t)}}}" if bold else latex_escape(t)) + latex_escape(mark)
+            for t, bold, mark in cells
+        ]
         lines.append(" & ".join([label] + rendered) + r" \\")
     if table.paper is not None:
         lines.append(r"\midrule")

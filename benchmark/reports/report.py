@@ -14,7 +14,9 @@ from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path
 from benchmark.reports.figures import plot_comparison, plot_masks
 from benchmark.reports.render import to_latex, to_markdown
+from benchmark.reports.significance import annotate, mask_stats
 from benchmark.reports.tables import (
+    MASK_METRICS,
     ablation_table,
     distillation_pairs,
     distillation_table,
@@ -50,11 +52,22 @@ def unavailable_metrics(metadata: dict) -> dict[str, str]:
 
 
 def build_tables(
-    table: pd.DataFrame, metadata: dict, scoring: str, with_paper: bool, volumes: pd.DataFrame | None = None
-) -> list:
+    table: pd.DataFrame,
+    metadata: dict,
+    scoring: str,
+    with_paper: bool,
+    volumes: pd.DataFrame | None = None,
+    reference: str | None = None,
+) -> tuple[list, pd.DataFrame]:
+    """The report's tables, and the tidy statistics of its per-mask tables (intervals, p-values)."""
     unavailable = unavailable_metrics(metadata)
     masks = [m for m in MASK_ORDER if m in set(table["mask"])]
-    tables = [mask_table(table, mask, scoring, unavailable, with_paper, volumes) for mask in masks]
+    tables, stats = [], []
+    for mask in masks:
+        result = mask_table(table, mask, scoring, unavailable, with_paper, volumes)
+        stats.append(mask_stats(table, volumes, mask, MASK_METRICS, scoring, reference))
+        annotate(result, stats[-1], reference)
+        tables.append(result)
     tables.append(perceptual_table(table, masks, unavailable, with_paper))
     tables.append(ablation_table(table, masks, scoring, unavailable, volumes))
     tables.append(distillation_table(table, masks, scoring, unavailable, volumes))
@@ -70,7 +83,7 @@ def build_tables(
             name = row.split("|")[-1]
             if name in mismatches:
                 result.row_notes[row] = f"scored outside its training setting (--allow-mismatch): {mismatches[name]}"
-    return tables
+    return tables, pd.concat(stats, ignore_index=True) if stats else pd.DataFrame()
 
 
 SCORING = {
@@ -103,23 +116,33 @@ def write_report(
     with_paper: bool = False,
     slice_choice: str | None = None,
     error_maps: bool = False,
+    with_stats: bool = False,
+    reference: str | None = None,
 ) -> list[Path]:
-    """Write tables (mean and mean ± std, markdown and LaTeX) and figures; returns the files written."""
+    """Write tables (mean and mean ± std, markdown and LaTeX; with ``with_stats`` also the per-mask tables
+    with 95 % intervals and ``stats.csv``) and figures; returns the files written."""
     run_dir, out = Path(run_dir), Path(out)
     table, metadata = load_run(run_dir)
-    tables = build_tables(table, metadata, scoring, with_paper, load_volume_table(run_dir))
+    tables, stats = build_tables(table, metadata, scoring, with_paper, load_volume_table(run_dir), reference)
     preface = (
         f"Run `{run_dir}` (config {metadata['config_hash']}, data {metadata['data_hash'][:16]}, "
         f"commit {metadata['git_commit'][:12]}, device {metadata['device']}).\n\n"
     )
     written = []
-    for name, with_std in (("tables", False), ("tables_std", True)):
+    variants = [("tables", tables, {}), ("tables_std", tables, {"with_std": True})]
+    if with_stats:
+        variants.append(("tables_ci", [t for t in tables if t.ci_low is not None], {"with_ci": True}))
+    for name, chosen, options in variants:
         for suffix, render in ((".md", to_markdown), (".tex", to_latex)):
-            text = "\n".join(render(t, with_std=with_std) for t in tables)
+            text = "\n".join(render(t, **options) for t in chosen)
             path = out / f"{name}{suffix}"
             with atomic_path(path) as tmp:
                 tmp.write_text((preface if suffix == ".md" else "") + text)
             written.append(path)
+    if with_stats:
+        with atomic_path(out / "stats.csv") as tmp:
+            stats.to_csv(tmp, index=False)
+        written.append(out / "stats.csv")
     written.append(plot_masks(out / "masks.png", seed=0))
     contrast = "T1" if "T1" in set(table["contrast"]) else table["contrast"].iloc[0]
     for mask in [m for m in MASK_ORDER if m in set(table["mask"])]:

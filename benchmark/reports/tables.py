@@ -33,6 +33,8 @@ METRIC_LABELS = {
     "stlpips_alex": "ST-LPIPS",
     "runtime_s": "s/image",
 }
+#: The metrics of the per-mask tables (Tables 1-3, Supp. Table 1).
+MASK_METRICS = ["psnr", "ssim", "lpips_alex", "stlpips_alex"]
 LOWER_IS_BETTER = {"lpips_alex", "lpips_vgg", "dists", "stlpips_alex", "nmse", "runtime_s"}
 METHOD_LABELS = {
     "unet": "UNet",
@@ -69,6 +71,9 @@ class Table:
     row_notes: dict[str, str] = field(default_factory=dict)
     paper: pd.DataFrame | None = None  # published values (strings), same columns
     paper_label: str = "Published (paper, fastMRI)"
+    marks: dict[tuple[str, str], str] = field(default_factory=dict)  # (row, column) -> significance mark
+    ci_low: pd.DataFrame | None = None  # 95 % confidence interval bounds, same shape as values
+    ci_high: pd.DataFrame | None = None
 
 
 #: Distilled methods and the base each was distilled from, for Table 5 and Fig. 5 (beside the generic
@@ -105,7 +110,7 @@ def mask_table(
 
     ``volumes`` (per-volume fastMRI scores) supplies PSNR/SSIM under the ``fastmri`` protocol.
     """
-    metrics = ["psnr", "ssim", "lpips_alex", "stlpips_alex"]
+    metrics = MASK_METRICS
     subset = table[table["mask"] == mask]
     groups = [(METRIC_LABELS[m], [f"{m}|{c}" for c in CONTRASTS]) for m in metrics]
     rows = ordered_methods(table)
