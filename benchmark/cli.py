@@ -49,11 +49,11 @@ def _prepare(args: argparse.Namespace) -> None:
     print(f"dataset hash {dataset_hash[:16]}…  ({time.perf_counter() - start:.1f} s)")
 
 
-def _counts(text: str) -> tuple[int, ...]:
+def _counts(text: str, option: str = "coil counts") -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise BenchmarkError(f"coil counts must be comma-separated integers, got {text!r}") from None
+        raise BenchmarkError(f"{option} must be comma-separated integers, got {text!r}") from None
 
 
 def _masks(args: argparse.Namespace) -> None:
@@ -72,14 +72,18 @@ def _run(args: argparse.Namespace) -> None:
 
     methods = tuple(_split(args.methods))
     data = _resolve_data(args.data)
-    out = Path(args.out) if args.out else Path("results/runs") / f"{args.profile}-{'+'.join(methods)}"
+    accelerations = _counts(args.acceleration, "--acceleration")
+    name = f"{args.profile}-{'+'.join(methods)}" + (
+        f"-R{'-'.join(map(str, accelerations))}" if len(accelerations) > 1 else ""
+    )
+    out = Path(args.out) if args.out else Path("results/runs") / name
     config = RunConfig(
         methods=methods,
         masks=tuple(_split(args.masks)),
         contrasts=tuple(_split(args.contrasts)),
         data=data,
         out=out,
-        acceleration=args.acceleration,
+        acceleration=accelerations[0],
         split=args.split,
         profile=args.profile,
         device=args.device,
@@ -90,6 +94,15 @@ def _run(args: argparse.Namespace) -> None:
         allow_mismatch=args.allow_mismatch,
     )
     print(f"run directory: {out}")
+    if len(accelerations) > 1:
+        from benchmark.runner.sweep import run_directory, run_sweep
+
+        for acceleration, table in run_sweep(config, accelerations, resume=args.resume).items():
+            volumes = pd.read_csv(run_directory(out, acceleration) / VOLUME_TABLE_FILE)
+            print(f"R = {acceleration}")
+            print(summarize(table, scoring=args.scoring, volumes=volumes).to_string(max_rows=500))
+        print(f"sweep of R = {', '.join(map(str, accelerations))} in {out}; `report {out}` draws the curves")
+        return
     table = run_benchmark(config, resume=args.resume)
     volumes = pd.read_csv(out / VOLUME_TABLE_FILE)
     print(summarize(table, scoring=args.scoring, volumes=volumes).to_string(max_rows=500))
@@ -137,11 +150,16 @@ def _weights(args: argparse.Namespace) -> None:
 
 def _report(args: argparse.Namespace) -> None:
     from benchmark.reports.report import write_report
+    from benchmark.reports.sweep import write_sweep_report
+    from benchmark.runner.sweep import is_sweep
 
     out = Path(args.out) if args.out else Path("reports") / Path(args.run_dir).name
-    written = write_report(
-        args.run_dir, out, args.scoring, args.with_paper, args.slice, args.error_maps, args.stats, args.reference
-    )
+    if is_sweep(args.run_dir):
+        written = write_sweep_report(args.run_dir, out, args.scoring, args.stats, args.reference)
+    else:
+        written = write_report(
+            args.run_dir, out, args.scoring, args.with_paper, args.slice, args.error_maps, args.stats, args.reference
+        )
     for path in written:
         print(f"wrote {path}")
 
@@ -300,7 +318,12 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--profile", default="tiny", choices=["tiny", "paper"], help="method sizes (default: tiny)")
     run.add_argument("--resume", action="store_true", help="continue a run, skipping finished (method, mask, volume)")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    run.add_argument("--acceleration", type=int, default=32, help="acceleration factor R (default 32)")
+    run.add_argument(
+        "--acceleration",
+        default="32",
+        help="acceleration R (default 32), or several of the nested ladder, e.g. 4,8,16,32: a sweep with one run "
+        "per R under --out (learned checkpoints trained at R = 32 need --allow-mismatch there; rows are marked)",
+    )
     run.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
     run.add_argument("--target", default="sense", choices=["sense", "rss"], help="reference image (default: sense)")
     run.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"), help="image size (256 256)")

@@ -94,3 +94,39 @@ def zoom_window(image: np.ndarray, size: int) -> tuple[int, int, int]:
     sums = energy[size:, size:] - energy[:-size, size:] - energy[size:, :-size] + energy[:-size, :-size]
     top, left = np.unravel_index(np.argmax(sums), sums.shape)
     return int(top), int(left), size
+
+
+def plot_sweep(points, metric: str, out: Path) -> list[Path]:
+    """Metric vs R: a panel per (contrast, mask), a line per method with its 95 % interval as a band.
+
+    ``points`` holds one row per (method, mask, contrast, acceleration) with ``mean``, ``ci_low``, ``ci_high``
+    and ``label`` (the legend entry, which names a checkpoint's training R when it differs). Writes PNG and PDF.
+    """
+    masks = [m for m in PATTERNS if m in set(points["mask"])]
+    contrasts = [c for c in ("T1", "T2", "FLAIR") if c in set(points["contrast"])]
+    fig, axes = plt.subplots(
+        len(contrasts), len(masks), figsize=(3.4 * len(masks), 2.8 * len(contrasts)), squeeze=False, sharex=True
+    )
+    for (row, contrast), (col, mask) in ((r, c) for r in enumerate(contrasts) for c in enumerate(masks)):
+        ax = axes[row][col]
+        panel = points[(points["mask"] == mask) & (points["contrast"] == contrast)]
+        for label, line in panel.groupby("label", sort=False):
+            line = line.sort_values("acceleration")
+            (drawn,) = ax.plot(line["acceleration"], line["mean"], marker="o", label=label)
+            ax.fill_between(line["acceleration"], line["ci_low"], line["ci_high"], color=drawn.get_color(), alpha=0.2)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(set(points["acceleration"])), [str(r) for r in sorted(set(points["acceleration"]))])
+        ax.set_title(f"{PAPER_MASK_NAMES[mask]}, {contrast}", fontsize=9)
+        ax.set_xlabel("R" if row == len(contrasts) - 1 else "")
+        ax.set_ylabel(metric.upper() if col == 0 else "")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(labels) // 4), 1, 1))
+    written = []
+    for suffix in (".png", ".pdf"):
+        target = Path(out).with_suffix(suffix)
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=150, format=suffix.lstrip("."))
+        written.append(target)
+    plt.close(fig)
+    return written

@@ -1,0 +1,62 @@
+"""``report SWEEP_DIR``: a full report per R, metric-vs-R curves with subject-bootstrap bands, and their points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.io import atomic_path
+from benchmark.reports.figures import plot_sweep
+from benchmark.reports.report import MASK_ORDER, load_run, load_volume_table, write_report
+from benchmark.reports.significance import mask_stats
+from benchmark.reports.tables import method_label
+from benchmark.runner.sweep import read_sweep
+
+SWEEP_METRICS = ["psnr", "ssim"]
+
+
+def trained_elsewhere(metadata: dict) -> dict[str, int]:
+    """Methods of a run scored outside their training R -> the R they were trained at."""
+    found = {}
+    for name in metadata.get("setting_mismatches") or {}:
+        setting = (metadata["methods"].get(name) or {}).get("training_setting") or {}
+        if setting.get("acceleration") not in (None, metadata["config"]["acceleration"]):
+            found[name] = int(setting["acceleration"])
+    return found
+
+
+def sweep_points(sweep_dir: str | Path, scoring: str) -> pd.DataFrame:
+    """One row per (method, mask, contrast, metric, R): mean, 95 % interval, subjects, legend label."""
+    frames = []
+    for acceleration, run_dir in sorted(read_sweep(sweep_dir).items()):
+        table, metadata = load_run(run_dir)
+        volumes = load_volume_table(run_dir)
+        elsewhere = trained_elsewhere(metadata)
+        for mask in [m for m in MASK_ORDER if m in set(table["mask"])]:
+            stats = mask_stats(table, volumes, mask, SWEEP_METRICS, scoring)
+            stats["acceleration"] = acceleration
+            stats["trained_at"] = stats["method"].map(elsewhere).astype("Int64")
+            frames.append(stats)
+    points = pd.concat(frames, ignore_index=True)
+    trained = points.dropna(subset=["trained_at"]).groupby("method")["trained_at"].first()
+    points["label"] = [
+        method_label(m) + (f" (trained at R = {trained[m]})" if m in trained.index else "") for m in points["method"]
+    ]
+    return points
+
+
+def write_sweep_report(
+    sweep_dir: str | Path, out: str | Path, scoring: str, with_stats: bool = False, reference: str | None = None
+) -> list[Path]:
+    out = Path(out)
+    written = []
+    for acceleration, run_dir in sorted(read_sweep(sweep_dir).items()):
+        written += write_report(run_dir, out / f"R{acceleration}", scoring, with_stats=with_stats, reference=reference)
+    points = sweep_points(sweep_dir, scoring)
+    with atomic_path(out / "sweep_points.csv") as tmp:
+        points.drop(columns=["label"]).to_csv(tmp, index=False)
+    written.append(out / "sweep_points.csv")
+    for metric in SWEEP_METRICS:
+        written += plot_sweep(points[points["metric"] == metric], metric, out / f"sweep_{metric}_{scoring}")
+    return written
