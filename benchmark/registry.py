@@ -21,6 +21,7 @@ METHODS: dict[str, str] = {
     "recurrentvarnet": "methods.recurrentvarnet.adapter:RecurrentVarNet",
     "swinunet": "methods.swinunet.adapter:SwinUNet",
     "mambarecon": "methods.mambarecon.adapter:MambaRecon",
+    "diffuserecon": "methods.diffuserecon.adapter:DiffuseRecon",
     "nasp": "methods.nasp.variants:NASP",
     "nasp-base": "methods.nasp.variants:NASPBase",
     "nasp-base-multinomial": "methods.nasp.variants:NASPBaseMultinomial",
