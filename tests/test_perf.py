@@ -147,3 +147,12 @@ def test_perf_swinunet_mambarecon(benchmark, name, phase):
             return method.reconstruct(batch).abs().mean().item()
 
     assert np.isfinite(benchmark(train_step if phase == "train_step" else inference))
+
+
+def test_flop_counter_counts_a_linear_layer_and_the_kv_cache_saves_work():
+    from methods.nasp.size import count_flops, nasp_size
+
+    layer = torch.nn.Linear(64, 32)
+    assert count_flops(layer, torch.randn(5, 64)) == 2 * 5 * 64 * 32  # one multiply-add = 2 operations
+    size = nasp_size("tiny")
+    assert size["flops_per_image_no_cache"] > size["flops_per_image_kv_cache"] > 0
