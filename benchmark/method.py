@@ -83,7 +83,8 @@ class Method(ABC):
         if profile not in self.configs:
             raise InputError(f"{self.name}: unknown profile {profile!r}; known: {', '.join(self.configs)}")
         if self.needs_checkpoint and not for_training and (checkpoint is None or not Path(checkpoint).is_file()):
-            hint = f"train it with `python -m benchmark train {self.name} --profile {profile}`"
+            stage = f" --stage {self.stage}" if getattr(self, "stage", "") else ""
+            hint = f"train it with `python -m benchmark train {self.name}{stage} --profile {profile}`"
             raise BenchmarkError(f"{self.name}: checkpoint {checkpoint} not found; {hint}")
         self.profile = profile
         self.config = self.configs[profile]
@@ -180,6 +181,13 @@ class LearnedMethod(Method):
         return {}
 
 
+def zero_filled_and_scale(batch: ReconBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The zero-filled SENSE image (B, H, W) and its per-slice maximum (B,): image-domain methods divide their
+    input by it (it is known at inference) and multiply their output back."""
+    zero_filled = batch.operator().adjoint(batch.kspace)
+    return zero_filled, zero_filled.abs().amax(dim=(-2, -1)).clamp_min(1e-12)
+
+
 class ImageToImageMethod(LearnedMethod):
     """A learned method mapping the zero-filled SENSE image (real/imag channels) to the image (U-Net, Swin-Unet).
 
@@ -188,11 +196,10 @@ class ImageToImageMethod(LearnedMethod):
     """
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
-        zero_filled = batch.operator().adjoint(batch.kspace)
-        scale = zero_filled.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
-        channels = torch.view_as_real(zero_filled / scale).permute(0, 3, 1, 2)
+        zero_filled, scale = zero_filled_and_scale(batch)
+        channels = torch.view_as_real(zero_filled / scale[:, None, None]).permute(0, 3, 1, 2)
         output = self.model(channels.float()).permute(0, 2, 3, 1).contiguous()
-        return torch.view_as_complex(output.float()) * scale
+        return torch.view_as_complex(output.float()) * scale[:, None, None]
 
     def loss(self, batch: ReconBatch, target: torch.Tensor) -> torch.Tensor:
         return magnitude_loss(self.reconstruct(batch).abs(), target)

@@ -22,6 +22,7 @@ METHODS: dict[str, str] = {
     "swinunet": "methods.swinunet.adapter:SwinUNet",
     "mambarecon": "methods.mambarecon.adapter:MambaRecon",
     "diffuserecon": "methods.diffuserecon.adapter:DiffuseRecon",
+    "mdpg": "methods.mdpg.adapter:MDPG",
     "nasp": "methods.nasp.variants:NASP",
     "nasp-base": "methods.nasp.variants:NASPBase",
     "nasp-base-multinomial": "methods.nasp.variants:NASPBaseMultinomial",
@@ -45,6 +46,11 @@ STAGES: dict[str, dict[str, str]] = {
         "transformer-frozenenc": "methods.nasp.variants:FrozenEncoderStage",
         "tokenizer-flat": "methods.nasp.variants:FlatTokenizerStage",
         "transformer-flat": "methods.nasp.variants:FlatStage",
+    },
+    "mdpg": {
+        "autoencoder": "methods.mdpg.adapter:AutoencoderStage",
+        "prior": "methods.mdpg.adapter:PriorStage",
+        "unrolled": "methods.mdpg.adapter:MDPG",
     },
 }
 

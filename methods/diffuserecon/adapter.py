@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget
+from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget, zero_filled_and_scale
 from benchmark.physics import MultiCoilOperator
 from methods.diffuserecon.config import CONFIGS, TRAIN
 from methods.diffuserecon.prior import build_schedule, build_unet
@@ -34,13 +34,8 @@ class DiffuseRecon(LearnedMethod):
     def build_model(self) -> torch.nn.Module:
         return build_unet(self.config)
 
-    @staticmethod
-    def _scale(batch: ReconBatch) -> torch.Tensor:
-        zero_filled = batch.operator().adjoint(batch.kspace)
-        return zero_filled.abs().amax(dim=(-2, -1)).clamp_min(1e-12)
-
     def _sample(self, batch: ReconBatch, samples: int, steps: int, refine_steps: int) -> torch.Tensor:
-        scale = self._scale(batch)
+        scale = zero_filled_and_scale(batch)[1]
         kspace = batch.kspace / scale[:, None, None, None]
         c = self.config
         image = reconstruct(self.model, self.schedule, kspace, batch.mask, batch.maps, self.generator, samples, steps,
@@ -58,7 +53,7 @@ class DiffuseRecon(LearnedMethod):
         return self._sample(batch, 1, self.config.validation_steps, 0)
 
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
-        scale = self._scale(batch)
+        scale = zero_filled_and_scale(batch)[1]
         clean = to_channels(MultiCoilOperator(batch.maps).adjoint(target.kspace) / scale[:, None, None])
         noise = torch.randn_like(clean)
         steps = torch.randint(0, self.config.train_timesteps, (clean.shape[0],), device=clean.device)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.method import LearnedMethod, ReconBatch
+from benchmark.method import LearnedMethod, ReconBatch, zero_filled_and_scale
 from benchmark.training.losses import magnitude_loss
 from methods.mambarecon.config import CONFIGS, TRAIN
 from methods.mambarecon.model import MambaReconNet
@@ -24,10 +24,9 @@ class MambaRecon(LearnedMethod):
         return MambaReconNet(self.config)
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
-        zero_filled = batch.operator().adjoint(batch.kspace)
-        scale = zero_filled.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
-        kspace = batch.kspace / scale[:, None]
-        return self.model(zero_filled / scale, kspace, batch.mask, batch.maps) * scale
+        zero_filled, scale = zero_filled_and_scale(batch)
+        kspace = batch.kspace / scale[:, None, None, None]
+        return self.model(zero_filled / scale[:, None, None], kspace, batch.mask, batch.maps) * scale[:, None, None]
 
     def loss(self, batch: ReconBatch, target: torch.Tensor) -> torch.Tensor:
         return magnitude_loss(self.reconstruct(batch).abs(), target)
