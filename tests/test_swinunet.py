@@ -10,7 +10,7 @@ from benchmark.errors import InputError
 from benchmark.registry import get_method_class
 from methods.swinunet.config import CONFIGS
 from methods.swinunet.model import PatchExpand, SwinUNetNet, swin_stage
-from tests.test_training import CPU, small_batch
+from tests.test_training import CPU, assert_overfits_one_batch, small_batch
 
 
 def test_shifted_windows_do_not_attend_across_the_wrapped_boundary():
@@ -59,14 +59,4 @@ def test_reconstruct_shapes_and_a_clear_error_for_another_size(small_embedded):
 
 def test_overfitting_one_batch_cuts_the_loss_tenfold(small_embedded):
     torch.manual_seed(0)
-    method = small_swinunet()
-    batch, target = small_batch(small_embedded, count=1)
-    optimizer = torch.optim.Adam(method.model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(300):
-        loss = method.loss(batch, target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert min(losses[-10:]) < losses[0] / 10, (losses[0], losses[-10:])
+    assert_overfits_one_batch(small_swinunet(), small_embedded)
