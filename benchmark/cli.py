@@ -154,12 +154,10 @@ def _report(args: argparse.Namespace) -> None:
     from benchmark.runner.sweep import is_sweep
 
     out = Path(args.out) if args.out else Path("reports") / Path(args.run_dir).name
-    if is_sweep(args.run_dir):
-        written = write_sweep_report(args.run_dir, out, args.scoring, args.stats, args.reference)
-    else:
-        written = write_report(
-            args.run_dir, out, args.scoring, args.with_paper, args.slice, args.error_maps, args.stats, args.reference
-        )
+    options = dict(with_paper=args.with_paper, slice_choice=args.slice, error_maps=args.error_maps,
+                   with_stats=args.stats, reference=args.reference)  # fmt: skip
+    writer = write_sweep_report if is_sweep(args.run_dir) else write_report
+    written = writer(args.run_dir, out, args.scoring, **options)
     for path in written:
         print(f"wrote {path}")
 

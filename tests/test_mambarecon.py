@@ -117,3 +117,15 @@ def test_multi_coil_consistency_keeps_a_consistent_image_and_uses_the_measuremen
     before = hard_data_consistency(image, consistent, mask, maps)
     difference = hard_data_consistency(image, changed, mask, maps) - before
     torch.testing.assert_close(difference, operator.adjoint(operator.forward(other)), atol=1e-5, rtol=0)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    maps, mask, kspace = random_problem(2, torch.Generator().manual_seed(5))
+    operator = MultiCoilOperator(maps, mask)
+    grads = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        net = MambaReconNet(CONFIGS["tiny"], gradient_checkpointing=recompute).train()
+        net(operator.adjoint(kspace), kspace, mask, maps).abs().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-7)

@@ -80,6 +80,7 @@ def _cell_rows(part: pd.DataFrame, key: str, metric: str, contrast: str, referen
                 "ci_low": stats.ci_low,
                 "ci_high": stats.ci_high,
                 "n_subjects": stats.n_subjects,
+                "n_paired": len(per_subject),  # subjects every method of the cell has: what the test uses
                 "reference": chosen,
                 "p": p,
             }
@@ -105,7 +106,7 @@ def annotate(result: Table, stats: pd.DataFrame, reference: str | None) -> None:
         f"{MARK}: not significantly different from {against} (two-sided Wilcoxon signed-rank test on per-subject "
         f"means, Holm-adjusted over the table's {int(stats['p'].notna().sum())} tests, α = {ALPHA})."
     )
-    subjects, tests = int(stats["n_subjects"].min()), int(stats["p"].notna().sum())
+    subjects, tests = int(stats["n_paired"].min()), int(stats["p"].notna().sum())
     needed = subjects_needed(tests)
     if subjects < needed:
         result.notes.append(

@@ -46,13 +46,12 @@ def sweep_points(sweep_dir: str | Path, scoring: str) -> pd.DataFrame:
     return points
 
 
-def write_sweep_report(
-    sweep_dir: str | Path, out: str | Path, scoring: str, with_stats: bool = False, reference: str | None = None
-) -> list[Path]:
+def write_sweep_report(sweep_dir: str | Path, out: str | Path, scoring: str, **report_options) -> list[Path]:
+    """Each R's report (``report_options`` as for ``write_report``), the curves and their points."""
     out = Path(out)
     written = []
     for acceleration, run_dir in sorted(read_sweep(sweep_dir).items()):
-        written += write_report(run_dir, out / f"R{acceleration}", scoring, with_stats=with_stats, reference=reference)
+        written += write_report(run_dir, out / f"R{acceleration}", scoring, **report_options)
     points = sweep_points(sweep_dir, scoring)
     with atomic_path(out / "sweep_points.csv") as tmp:
         points.drop(columns=["label"]).to_csv(tmp, index=False)

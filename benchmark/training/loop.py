@@ -173,11 +173,19 @@ class Trainer:
         decay = self.config.ema_decay
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay else None
         self.step, self.best, self.log_rows = 0, -math.inf, []
+        self._seed_rank()
         if request.resume and (request.out / "last.pt").exists():
             self._restore(request.out / "last.pt")
         if self.world > 1:
             for name, module in self.modules.items():
                 setattr(self.method, name, DistributedDataParallel(module))
+
+    def _seed_rank(self) -> None:
+        """Under torchrun, give each rank its own random stream once the (identical) weights exist, so
+        methods that draw noise in training (diffusion timesteps, rollouts) draw different noise per rank.
+        A single process keeps the profile's seed, so shipped checkpoints reproduce as before."""
+        if self.world > 1:
+            torch.manual_seed(derive_seed(self.config.seed, "rank", self.rank, "step", self.step))
 
     def payload(self, with_optimizer: bool = True) -> dict:
         payload = {
@@ -206,6 +214,7 @@ class Trainer:
                 **self.optimizers.state_dict(),
                 "ema_full": self.ema.state_dict() if self.ema else None,
                 "rng_torch": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "log": self.log_rows,
             }
         return payload
@@ -222,7 +231,11 @@ class Trainer:
         if self.ema:
             self.ema.load_state_dict(payload["ema_full"])
         torch.set_rng_state(payload["rng_torch"])
+        cuda_states = payload.get("rng_cuda")
+        if cuda_states is not None and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
         self.step, self.best, self.log_rows = payload["step"], payload["best_val_ssim"], list(payload["log"])
+        self._seed_rank()  # rank 0's saved stream would otherwise be every rank's after a resume
 
     def fit(self) -> Path:
         config, request = self.config, self.request

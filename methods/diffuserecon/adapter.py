@@ -70,5 +70,6 @@ class DiffuseRecon(LearnedMethod):
             "refine_steps": c.refine_steps,
             "network_evaluations_per_slice": evaluations,
             "train_timesteps": c.train_timesteps,
+            "noise": "seeded per batch from the run's per-unit seed (every batch of a volume starts from that seed)",
         }
         return super().describe() | {"sampler": sampler}

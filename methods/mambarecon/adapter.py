@@ -10,7 +10,7 @@ import torch
 
 from benchmark.method import LearnedMethod, ReconBatch, zero_filled_and_scale
 from benchmark.training.losses import magnitude_loss
-from methods.mambarecon.config import CONFIGS, TRAIN
+from methods.mambarecon.config import CONFIGS, GRADIENT_CHECKPOINTING, TRAIN
 from methods.mambarecon.model import MambaReconNet
 from methods.mambarecon.selective_scan import cuda_kernel_available
 
@@ -21,7 +21,7 @@ class MambaRecon(LearnedMethod):
     train_configs = TRAIN
 
     def build_model(self) -> torch.nn.Module:
-        return MambaReconNet(self.config)
+        return MambaReconNet(self.config, GRADIENT_CHECKPOINTING[self.profile])
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
         zero_filled, scale = zero_filled_and_scale(batch)
@@ -33,4 +33,7 @@ class MambaRecon(LearnedMethod):
 
     def describe(self) -> dict:
         backend = "mamba_ssm CUDA kernel" if cuda_kernel_available() and self.device.type == "cuda" else "pure PyTorch"
-        return super().describe() | {"selective_scan": backend}
+        return super().describe() | {
+            "selective_scan": backend,
+            "gradient_checkpointing": GRADIENT_CHECKPOINTING[self.profile],
+        }

@@ -27,6 +27,10 @@ CONFIGS = {
     "tiny": MambaReconConfig(dim=16, patch=4, num_cascades=3, d_state=4),
     "paper": MambaReconConfig(),
 }
+#: Training memory, not architecture (so not in the checkpointed config): recompute each SS2D block in the
+#: backward pass instead of keeping its scan intermediates; without mamba_ssm's fused kernel the paper size
+#: would hold ~100 GB of them at batch 4 (all 12 blocks).
+GRADIENT_CHECKPOINTING = {"tiny": False, "paper": True}
 TRAIN = {
     "tiny": TrainConfig(steps=400, batch_size=2, lr=2e-3, warmup_steps=20, val_every=100),
     "paper": TrainConfig(steps=100_000, batch_size=4, lr=1e-3, warmup_steps=1_000, val_every=5_000, ema_decay=0.999),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from benchmark.physics.operators import MultiCoilOperator
 from methods.mambarecon.config import MambaReconConfig
@@ -82,7 +83,7 @@ class SS2DBlock(nn.Module):
 
 
 class MambaReconNet(nn.Module):
-    def __init__(self, config: MambaReconConfig) -> None:
+    def __init__(self, config: MambaReconConfig, gradient_checkpointing: bool = False) -> None:
         super().__init__()
         c = config
         self.embed = PatchEmbed(c.dim, c.patch)
@@ -93,11 +94,13 @@ class MambaReconNet(nn.Module):
         self.consistency = nn.ModuleList(DataConsistency(c.dim, c.patch, reembed=True) for _ in range(c.num_cascades))
         self.final_norm = nn.LayerNorm(c.dim)
         self.output = DataConsistency(c.dim, c.patch, reembed=False)
+        self.gradient_checkpointing = gradient_checkpointing
 
     def forward(self, zero_filled_BHW, kspace_BCHW, mask_BHW, maps_BCHW) -> torch.Tensor:
         tokens = self.embed(to_channels(zero_filled_BHW).float())
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for blocks, consistency in zip(self.cascades, self.consistency, strict=True):
             for block in blocks:
-                tokens = block(tokens)
+                tokens = checkpoint(block, tokens, use_reentrant=False) if recompute else block(tokens)
             tokens = consistency(tokens, kspace_BCHW, mask_BHW, maps_BCHW)
         return self.output(self.final_norm(tokens), kspace_BCHW, mask_BHW, maps_BCHW)

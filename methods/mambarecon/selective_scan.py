@@ -9,8 +9,9 @@ B, C: (b, g, n, l) shared by the d / g channels of each group; D: (d,)), so both
 ``mamba_ssm`` builds only with CUDA and is optional: it is used when it imports and the tensors are on a GPU.
 Everywhere else the scan runs in pure PyTorch with ``mambapy``'s parallel (Blelloch) scan. Written by hand here:
 the discretisation around it and the chunking over l — the recurrence's state is carried from one chunk to the
-next by folding ``exp(Δ A) h`` into the chunk's first input, so the (b, d, l, n) intermediates never exceed one
-chunk and a 256² image fits in CPU memory. Shared by MambaRecon and MDPG.
+next by folding ``exp(Δ A) h`` into the chunk's first input, so the forward pass's (b, d, l, n) intermediates
+never exceed one chunk (inference at 256² fits in CPU memory; in training autograd still keeps every chunk's,
+which is why MambaRecon's paper profile recomputes its blocks). Shared by MambaRecon and MDPG.
 """
 
 from __future__ import annotations

@@ -186,7 +186,8 @@ class MDPG(_Stage):
         model = getattr(self.model, "module", self.model)
         zero_filled, kspace, scale = scaled_inputs(batch)
         stage_one = model.stage_one
-        with torch.no_grad():
+        # The frozen prior samples in float32 in training too (the loop's bf16 autocast would change its numbers).
+        with torch.no_grad(), torch.autocast(zero_filled.device.type, enabled=False):
             prior = sample_prior(stage_one.autoencoder, stage_one.prior, self.scheduler, to_channels(zero_filled),
                                  self.generator, cfg.PRIOR_CONFIGS[self.profile].ddim_steps)  # fmt: skip
         return self.model(zero_filled, kspace, batch.mask, batch.maps, prior) * scale[:, None, None]
@@ -201,4 +202,5 @@ class MDPG(_Stage):
 
     def describe(self) -> dict:
         ddim = {"ddim_steps": cfg.PRIOR_CONFIGS[self.profile].ddim_steps, "eta": 0.0}
-        return super().describe() | {"sampler": ddim, "choices": "see methods/mdpg/config.py"}
+        noise = "seeded per batch from the run's per-unit seed (every batch of a volume starts from that seed)"
+        return super().describe() | {"sampler": ddim | {"noise": noise}, "choices": "see methods/mdpg/config.py"}
