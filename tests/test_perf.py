@@ -90,10 +90,12 @@ def test_perf_training_step(benchmark, name, small_embedded):
     assert np.isfinite(benchmark(step))
 
 
+@pytest.mark.parametrize("part", ["generate", "end_to_end"])
 @pytest.mark.parametrize("use_cache", [True, False], ids=["kv_cache", "no_cache"])
-def test_perf_nasp_decoding_tiny(benchmark, use_cache):
-    """Scale-by-scale decoding of one image (tiny profile, random weights): the transformer part alone
-    and with the tokenizer's R = 32 encoding and decoding (``generate`` + ``decode``)."""
+def test_perf_nasp_decoding_tiny(benchmark, use_cache, part):
+    """Scale-by-scale decoding of one image (tiny profile, random weights): ``generate`` (the R = 32 encoding,
+    the context features and the transformer's five predicted scales), and end to end with the tokenizer's
+    decoder too (``generate`` + ``decode``)."""
     from methods.nasp.config import TOKENIZER_CONFIGS, TRANSFORMER_CONFIGS
     from methods.nasp.decoding import generate
     from methods.nasp.model import NASPModel
@@ -111,7 +113,12 @@ def test_perf_nasp_decoding_tiny(benchmark, use_cache):
             indices, _ = generate(model, image, pattern, use_cache=use_cache)
             return model.decode(indices)
 
-    assert benchmark(decode_image).shape == (1, 3, 256, 256)
+    if part == "end_to_end":
+        assert benchmark(decode_image).shape == (1, 3, 256, 256)
+        return
+    with torch.no_grad():
+        indices, _ = benchmark(lambda: generate(model, image, pattern, use_cache=use_cache))
+    assert len(indices) == 6
 
 
 def synthetic_batch_256(batch_size=2, coils=8):
