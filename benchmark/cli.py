@@ -203,6 +203,7 @@ def _train(args: argparse.Namespace) -> None:
         size=tuple(args.size),
         ship=args.ship,
         stage=args.stage,
+        accumulate=args.accumulate,
     )
     best = train(request)
     print(f"best checkpoint: {best}")
@@ -362,6 +363,13 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--steps", type=int, help="override the profile's number of steps")
     train.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
     train.add_argument("--batch-size", type=int, help="override the profile's per-process batch size")
+    train.add_argument(
+        "--accumulate",
+        type=int,
+        default=1,
+        help="split each step's batch into N micro-batches and add their gradients (same batch and weights, less "
+        "memory; one-network methods)",
+    )
     train.add_argument("--seed", type=int, help="override the profile's seed")
     train.add_argument("--stop-after", type=int, metavar="STEP", help="stop at this step with a checkpoint (--resume)")
     train.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)

@@ -13,13 +13,13 @@ import torch
 from fastmri.models.varnet import VarNetBlock
 
 from benchmark.data import LoadOptions, SliceDataset, dataset_files
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, InputError
 from benchmark.masks import make_mask
 from benchmark.method import ReconBatch
 from benchmark.physics import ifft2c, rss
 from benchmark.registry import get_method_class
 from benchmark.training import checkpoint as checkpoint_module
-from benchmark.training.checkpoint import load_checkpoint, record_shipped
+from benchmark.training.checkpoint import load_checkpoint, plain_values, record_shipped
 from benchmark.training.loop import Trainer, TrainRequest
 
 LEARNED = ["unet", "e2evarnet", "recurrentvarnet", "mambarecon"]
@@ -248,3 +248,35 @@ def test_magnitude_loss_is_l1_plus_l2_for_a_constant_offset():
     for offset in (0.5, -0.25, 2.0):
         expected = abs(offset) + offset**2  # mean |c| + mean c^2 for a constant error c
         assert magnitude_loss(target + offset, target).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_every_shipped_checkpoint_was_trained_with_the_current_recipe():
+    # The manifest's command must reproduce the shipped weights: a changed training config needs a reship.
+    import json
+    from dataclasses import asdict
+
+    from benchmark.registry import get_training_class
+    from benchmark.training.checkpoint import CHECKPOINT_ROOT
+
+    manifest = json.loads((CHECKPOINT_ROOT / "manifest.json").read_text())
+    assert manifest, "no shipped checkpoints listed"
+    for key in manifest:
+        *names, file = key.split("/")
+        method, stage = names[0], (names[1] if len(names) > 1 else None)
+        cls = get_training_class(method, stage)
+        stored = torch.load(CHECKPOINT_ROOT / key, map_location="cpu", weights_only=True)["train_config"]
+        assert plain_values(stored) == plain_values(asdict(cls.train_configs[file.removesuffix(".pt")])), key
+
+
+def test_gradient_accumulation_gives_the_weights_of_the_whole_batch(small_embedded, tmp_path):
+    # The same 4 slices per step as one batch or as 2 x 2 micro-batches: the same AdamW steps up to rounding.
+    states = []
+    for parts in (1, 2):
+        request = request_for(small_embedded, tmp_path / f"accumulate{parts}", steps=3, batch_size=2, accumulate=parts)
+        Trainer(request).fit()
+        states.append(torch.load(request.out / "last.pt", map_location="cpu", weights_only=True)["model"])
+    for name, value in states[0].items():
+        torch.testing.assert_close(states[1][name], value, rtol=1e-4, atol=1e-6, msg=name)
+    assert any(not torch.equal(states[1][name], value) for name, value in states[0].items())  # really split
+    with pytest.raises(InputError, match="must divide the batch size 2"):
+        Trainer(request_for(small_embedded, tmp_path / "odd", steps=1, batch_size=2, accumulate=3))

@@ -62,6 +62,9 @@ class TrainRequest:
     size: tuple[int, int] = (256, 256)
     ship: bool = False
     stage: str | None = None  # the stage of a multi-stage method (``train nasp --stage tokenizer``)
+    #: Split each step's batch into this many micro-batches whose gradients add up before one optimiser step
+    #: (same batch, same weights up to float rounding, less memory); methods that train one network only.
+    accumulate: int = 1
 
 
 def init_distributed(device: torch.device) -> tuple[int, int]:
@@ -159,6 +162,9 @@ class Trainer:
         overrides = {"steps": request.steps, "batch_size": request.batch_size, "seed": request.seed}
         base = cls.train_configs[request.profile]
         self.config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        if request.accumulate < 1 or self.config.batch_size % request.accumulate:
+            size = self.config.batch_size
+            raise InputError(f"--accumulate {request.accumulate} must divide the batch size {size} into equal parts")
         torch.manual_seed(self.config.seed)  # identical initial weights on every rank
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.config.tf32
@@ -200,6 +206,7 @@ class Trainer:
             if self.ema
             else None,
             "step": self.step,
+            "accumulate": self.request.accumulate,
             "best_val_ssim": self.best,
             "data_hash": self.data_hash,
             "provenance": self.method.provenance(),
@@ -279,15 +286,17 @@ class Trainer:
         """One step: each loss the method yields is backpropagated into its network, which then steps."""
         hierarchy = self.method.needs_hierarchy
         pattern, masks, chains = training_masks(self.config, self.step, indices, self.request.masks, shape, hierarchy)
-        batch, target = self._batch(self.train_set, indices, pattern, masks, chains)
         self.method.train_mode(True)
-        autocast = self.device.type == "cuda" and self.config.bf16
-        losses = {}
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-            for name, loss in self.method.training_losses(batch, target):
-                with torch.autocast(self.device.type, enabled=False):
-                    self.optimizers.step(name, loss)
-                losses["loss" if name == "model" else f"loss_{name}"] = float(loss.detach())
+        if self.request.accumulate > 1:
+            losses = self._accumulated_step(indices, pattern, masks, chains)
+        else:
+            batch, target = self._batch(self.train_set, indices, pattern, masks, chains)
+            losses = {}
+            with self._autocast():
+                for name, loss in self.method.training_losses(batch, target):
+                    with torch.autocast(self.device.type, enabled=False):
+                        self.optimizers.step(name, loss)
+                    losses["loss" if name == "model" else f"loss_{name}"] = float(loss.detach())
         if self.ema:
             self.ema.update_parameters(self.model)
             # Buffers (a codebook updated by EMA, norm statistics) are taken verbatim, never averaged or stale.
@@ -295,6 +304,32 @@ class Trainer:
                 ema_buffer.copy_(buffer)
         self.step += 1
         return losses
+
+    def _autocast(self):
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda" and self.config.bf16
+        )
+
+    def _accumulated_step(self, indices: list[int], pattern: str, masks: list, chains: list | None) -> dict[str, float]:
+        """The step's batch as ``accumulate`` equal micro-batches: each mean loss, weighted by its share of the
+        batch, adds its gradients; one clip and optimiser step follow (under DDP every backward all-reduces,
+        and the sum of averaged gradients is the average of the summed ones)."""
+        parts = self.request.accumulate
+        size = len(indices) // parts
+        total = 0.0
+        for part in range(parts):
+            span = slice(part * size, (part + 1) * size)
+            batch, target = self._batch(self.train_set, indices[span], pattern, masks[span], chains and chains[span])
+            with self._autocast():
+                yielded = list(self.method.training_losses(batch, target))
+            if [name for name, _ in yielded] != ["model"]:
+                raise InputError(f"--accumulate needs a method that trains one network; this one trains "
+                                 f"{', '.join(name for name, _ in yielded)}")  # fmt: skip
+            loss = yielded[0][1]
+            self.optimizers.backward("model", loss / parts, fresh=part == 0)
+            total += float(loss.detach()) / parts
+        self.optimizers.apply("model")
+        return {"loss": total}
 
     def validate(self) -> float:
         """Mean SSIM (paper protocol) over the first ``val_slices`` val slices x each mask pattern, fixed masks."""

@@ -40,11 +40,19 @@ class Optimizers:
 
     def step(self, name: str, loss: torch.Tensor) -> None:
         """Backward ``loss`` into network ``name`` only (its gradients start from zero), clip, step."""
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
+        self.backward(name, loss, fresh=True)
+        self.apply(name)
+
+    def backward(self, name: str, loss: torch.Tensor, fresh: bool) -> None:
+        """Add the gradients of ``loss`` to network ``name``'s (from zero when ``fresh``)."""
+        if fresh:
+            self.optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
+
+    def apply(self, name: str) -> None:
+        """Clip network ``name``'s accumulated gradients, step its optimiser and its schedule."""
         torch.nn.utils.clip_grad_norm_(self.modules[name].parameters(), self.clips[name])
-        optimizer.step()
+        self.optimizers[name].step()
         self.schedulers[name].step()
 
     def lr(self) -> float:
