@@ -31,7 +31,8 @@ class DiffuseReconConfig:
 
 CONFIGS = {
     "tiny": DiffuseReconConfig(
-        block_out_channels=(16, 32, 64, 64),
+        # Five levels so the one attention level is at 16 x 16 (0.2 s per forward of 2 slices at 256² on one core).
+        block_out_channels=(16, 16, 32, 32, 64),
         layers_per_block=1,
         attention_levels=1,
         norm_num_groups=8,
