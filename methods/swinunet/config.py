@@ -29,6 +29,6 @@ CONFIGS = {
     "paper": SwinUNetConfig(),
 }
 TRAIN = {
-    "tiny": TrainConfig(steps=800, batch_size=4, lr=2e-3, warmup_steps=20, val_every=200),
+    "tiny": TrainConfig(steps=2400, batch_size=4, lr=2e-3, warmup_steps=20, val_every=300),
     "paper": TrainConfig(steps=100_000, batch_size=8, lr=5e-4, warmup_steps=1_000, val_every=5_000, ema_decay=0.999),
 }
