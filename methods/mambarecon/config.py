@@ -2,7 +2,7 @@
 
 Paper profile: the released model (width 128, patch 2, 6 cascades of 2 SS2D blocks, d_state 16, expand 2).
 Tiny profile (CPU): width 32, patch 4 (64² tokens instead of 128²: the scan's cost and memory grow with the token
-count), 3 cascades of 2 blocks, d_state 4 — the same mechanisms at a size that trains on 2 cores. The width must
+count), 2 cascades of 2 blocks, d_state 4 — the same mechanisms at a size that trains on 2 cores. The width must
 stay at least 2·patch² = 32: the unpatchify layer maps a token's features linearly to its patch's 32 real values,
 so a narrower token cannot express an arbitrary patch (width 16 trained to val SSIM 0.365, no better than zero
 filling).
@@ -27,7 +27,7 @@ class MambaReconConfig:
 
 
 CONFIGS = {
-    "tiny": MambaReconConfig(dim=32, patch=4, num_cascades=3, d_state=4),
+    "tiny": MambaReconConfig(dim=32, patch=4, num_cascades=2, d_state=4),
     "paper": MambaReconConfig(),
 }
 #: Training memory, not architecture (so not in the checkpointed config): recompute each SS2D block in the
