@@ -181,6 +181,16 @@ class LearnedMethod(Method):
         return {}
 
 
+def to_channels(image_BHW: torch.Tensor) -> torch.Tensor:
+    """Complex images (B, H, W) -> real (B, 2, H, W): the real and imaginary parts as channels."""
+    return torch.view_as_real(image_BHW).permute(0, 3, 1, 2).contiguous()
+
+
+def to_complex(channels_B2HW: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``to_channels`` (computed in float32)."""
+    return torch.view_as_complex(channels_B2HW.float().permute(0, 2, 3, 1).contiguous())
+
+
 def zero_filled_and_scale(batch: ReconBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """The zero-filled SENSE image (B, H, W) and its per-slice maximum (B,): image-domain methods divide their
     input by it (it is known at inference) and multiply their output back."""
@@ -197,9 +207,8 @@ class ImageToImageMethod(LearnedMethod):
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
         zero_filled, scale = zero_filled_and_scale(batch)
-        channels = torch.view_as_real(zero_filled / scale[:, None, None]).permute(0, 3, 1, 2)
-        output = self.model(channels.float()).permute(0, 2, 3, 1).contiguous()
-        return torch.view_as_complex(output.float()) * scale[:, None, None]
+        output = self.model(to_channels(zero_filled / scale[:, None, None]).float())
+        return to_complex(output) * scale[:, None, None]
 
     def loss(self, batch: ReconBatch, target: torch.Tensor) -> torch.Tensor:
         return magnitude_loss(self.reconstruct(batch).abs(), target)

@@ -7,12 +7,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from benchmark.method import TrainingTarget
+from benchmark.method import TrainingTarget, to_complex
 from benchmark.physics import MultiCoilOperator
 from benchmark.registry import get_method_class
 from methods.diffuserecon.config import CONFIGS
 from methods.diffuserecon.prior import build_schedule, build_unet
-from methods.diffuserecon.sampler import noised_measurement, reconstruct, respaced_timesteps, reverse_step, to_complex
+from methods.diffuserecon.sampler import noised_measurement, reconstruct, respaced_timesteps, reverse_step
 from tests.test_training import CPU, small_batch
 
 TINY = CONFIGS["tiny"]

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from benchmark.physics import MultiCoilOperator
 from methods.mambarecon import selective_scan as scan_module
 from methods.mambarecon.config import CONFIGS
-from methods.mambarecon.model import MambaReconNet, hard_data_consistency
+from methods.mambarecon.model import MambaReconNet
 from methods.mambarecon.selective_scan import selective_scan
 from methods.mambarecon.ss2d import cross_merge, cross_scan
 
@@ -77,6 +77,10 @@ def test_cross_scan_orders_and_its_merge_restores_the_grid():
     torch.testing.assert_close(sequences[:, 3], columns.flip(-1))
     # Each direction's inverse brings its sequence back to row-major order: the merge of four copies is 4 x.
     torch.testing.assert_close(cross_merge(sequences, 4, 5), 4 * rows)
+
+
+def hard_data_consistency(image, kspace, mask, maps):
+    return MultiCoilOperator(maps, mask).data_consistent(image, kspace)
 
 
 def random_problem(coils, generator, size=32, rate=0.25):

@@ -24,7 +24,7 @@ from benchmark.reports.stats import (
     subject_means,
     subjects_needed,
 )
-from benchmark.reports.tables import CONTRASTS, LOWER_IS_BETTER, Table, column_key, method_label
+from benchmark.reports.tables import CONTRASTS, LOWER_IS_BETTER, Table, column_key, method_label, metric_source
 
 MARK = "†"
 
@@ -38,7 +38,7 @@ def mask_stats(
     rows = []
     for metric in metrics:
         key = column_key(metric, protocol)
-        source = volumes if protocol == "fastmri" and volumes is not None and key in volumes.columns else table
+        source = metric_source(table, volumes, key, protocol)
         if key not in source.columns:
             continue
         for contrast in CONTRASTS:

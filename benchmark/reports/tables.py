@@ -250,6 +250,12 @@ def method_label(method: str) -> str:
     return METHOD_LABELS.get(base, base) + (f" ({variant})" if variant else "")
 
 
+def metric_source(images: pd.DataFrame, volumes: pd.DataFrame | None, key: str, protocol: str) -> pd.DataFrame:
+    """The frame a metric column is scored from: per-volume scores for PSNR/SSIM/NMSE under the ``fastmri``
+    protocol (as the fastMRI leaderboard reports them), per-image values otherwise."""
+    return volumes if protocol == "fastmri" and volumes is not None and key in volumes.columns else images
+
+
 def _of_mask(volumes: pd.DataFrame | None, mask: str) -> pd.DataFrame | None:
     return None if volumes is None else volumes[volumes["mask"] == mask]
 
@@ -275,7 +281,7 @@ def _grid(
     columns, means, stds = [], {}, {}
     for metric in metrics:
         key = column_key(metric, protocol)
-        source = volumes if protocol == "fastmri" and volumes is not None and key in volumes.columns else subset
+        source = metric_source(subset, volumes, key, protocol)
         present = key in source.columns
         keys = [f"{metric}|{c}" for c in CONTRASTS] if by_contrast else [metric]
         for label in keys:

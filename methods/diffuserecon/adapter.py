@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget, zero_filled_and_scale
+from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget, to_channels, zero_filled_and_scale
 from benchmark.physics import MultiCoilOperator
 from methods.diffuserecon.config import CONFIGS, TRAIN
 from methods.diffuserecon.prior import build_schedule, build_unet
-from methods.diffuserecon.sampler import reconstruct, to_channels
+from methods.diffuserecon.sampler import reconstruct
 
 
 class DiffuseRecon(LearnedMethod):

@@ -15,15 +15,8 @@ from __future__ import annotations
 import torch
 from diffusers import DDPMScheduler
 
+from benchmark.method import to_channels, to_complex
 from benchmark.physics import MultiCoilOperator
-
-
-def to_channels(image_BHW: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_real(image_BHW).permute(0, 3, 1, 2).contiguous()
-
-
-def to_complex(channels_B2HW: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_complex(channels_B2HW.float().permute(0, 2, 3, 1).contiguous())
 
 
 def respaced_timesteps(schedule: DDPMScheduler, steps: int) -> list[int]:

@@ -16,16 +16,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from benchmark.method import to_channels
 from benchmark.physics.operators import MultiCoilOperator
 from methods.mambarecon.config import MambaReconConfig
 from methods.mambarecon.ss2d import SS2D
-
-
-def hard_data_consistency(
-    image_BHW: torch.Tensor, kspace_BCHW: torch.Tensor, mask_BHW: torch.Tensor, maps_BCHW: torch.Tensor
-) -> torch.Tensor:
-    """Coil-wise replacement of the sampled k-space: S^H F^H (M y + (1 - M) F S x) (``benchmark.physics``)."""
-    return MultiCoilOperator(maps_BCHW, mask_BHW).data_consistent(image_BHW, kspace_BCHW)
 
 
 class PatchEmbed(nn.Module):
@@ -55,10 +49,6 @@ class Unpatchify(nn.Module):
         return torch.view_as_complex(pixels.reshape(batch, rows * p, cols * p, 2).float().contiguous())
 
 
-def to_channels(image_BHW: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_real(image_BHW).permute(0, 3, 1, 2)
-
-
 class DataConsistency(nn.Module):
     def __init__(self, dim: int, patch: int, reembed: bool) -> None:
         super().__init__()
@@ -66,7 +56,7 @@ class DataConsistency(nn.Module):
         self.embed = PatchEmbed(dim, patch) if reembed else None
 
     def forward(self, tokens, kspace, mask, maps):
-        image = hard_data_consistency(self.unpatchify(tokens), kspace, mask, maps)
+        image = MultiCoilOperator(maps, mask).data_consistent(self.unpatchify(tokens), kspace)
         if self.embed is None:
             return image
         return tokens + self.embed(F.silu(to_channels(image)))

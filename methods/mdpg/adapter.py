@@ -18,17 +18,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.io import sha256_file
-from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget, zero_filled_and_scale
+from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget, to_channels, to_complex, zero_filled_and_scale
 from benchmark.physics import MultiCoilOperator
 from benchmark.training.losses import magnitude_loss
-from methods.mambarecon.model import to_channels
 from methods.mdpg import config as cfg
 from methods.mdpg.prior import KLAutoencoder, LatentPrior, build_ddim, sample_prior
 from methods.mdpg.unrolled import UnrolledNet
-
-
-def to_complex(channels_B2HW: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_complex(channels_B2HW.float().permute(0, 2, 3, 1).contiguous())
 
 
 def scaled_inputs(batch: ReconBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

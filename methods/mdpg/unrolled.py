@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from methods.mambarecon.model import PatchEmbed, SS2DBlock, Unpatchify, hard_data_consistency, to_channels
+from benchmark.method import to_channels
+from benchmark.physics import MultiCoilOperator
+from methods.mambarecon.model import PatchEmbed, SS2DBlock, Unpatchify
 from methods.mdpg.config import UnrolledConfig
 
 
@@ -79,7 +81,7 @@ class UnrolledNet(nn.Module):
         self.cascades = nn.ModuleList(VMambaUNet(config) for _ in range(config.cascades))
 
     def forward(self, zero_filled_BHW, kspace_BCHW, mask_BHW, maps_BCHW, prior_B2HW) -> torch.Tensor:
-        image = zero_filled_BHW
+        operator, image = MultiCoilOperator(maps_BCHW, mask_BHW), zero_filled_BHW
         for cascade in self.cascades:
-            image = hard_data_consistency(cascade(image, prior_B2HW), kspace_BCHW, mask_BHW, maps_BCHW)
+            image = operator.data_consistent(cascade(image, prior_B2HW), kspace_BCHW)
         return image

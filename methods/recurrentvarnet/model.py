@@ -18,15 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.method import to_channels, to_complex
 from benchmark.physics import fft2c, ifft2c, sense_combine
-
-
-def to_channels(image_BHW: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_real(image_BHW).permute(0, 3, 1, 2)
-
-
-def to_complex(channels_B2HW: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_complex(channels_B2HW.permute(0, 2, 3, 1).float().contiguous())
 
 
 class ConvGRU(nn.Module):
