@@ -461,6 +461,14 @@ def _add_masks(commands: argparse._SubParsersAction) -> None:
     masks.set_defaults(handler=_masks)
 
 
+def _os_error_line(error: OSError) -> str:
+    """``PATH: problem``; ``mkdir`` on a path that is a file says "File exists", which reads as no problem."""
+    name = error.filename or ""
+    if isinstance(error, FileExistsError) and name and not Path(name).is_dir():
+        return f"{name}: is a file, not a directory"
+    return f"{name}: {error.strerror or error}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -471,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as error:
         # An unwritable output path or a full disk is the user's to fix too: one line, no traceback.
-        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        print(f"error: {_os_error_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

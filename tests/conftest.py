@@ -3,6 +3,8 @@ project's writer), and a small embedded dataset."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -54,6 +56,76 @@ def write_raw_fastmri(path: Path, kspace: np.ndarray, recon: tuple[int, int], ac
         handle.attrs["acquisition"] = acquisition
         handle.attrs["patient_id"] = "raw0001"
     return path
+
+
+def _rewritten(make: Callable[[bytes], bytes], problem: str) -> Callable[[Path, Path], str]:
+    """Writer of a file holding ``make(good's bytes)``; ``problem`` may name its ``{size}`` and good's ``{total}``."""
+
+    def write(path: Path, good: Path) -> str:
+        data = good.read_bytes()
+        path.write_bytes(make(data))
+        return problem.format(size=path.stat().st_size, total=len(data))
+
+    return write
+
+
+def _spoiled(name: str, spoil: Callable[[np.ndarray], np.ndarray | None], problem: str) -> Callable[[Path, Path], str]:
+    """Writer of a copy of ``good`` whose dataset ``name`` holds ``spoil(values)`` (none if that is None);
+    ``problem`` may name the new dataset's ``{shape}``."""
+
+    def write(path: Path, good: Path) -> str:
+        shutil.copyfile(good, path)
+        with h5py.File(path, "r+") as handle:
+            data = spoil(handle[name][()])
+            del handle[name]
+            if data is not None:
+                handle.create_dataset(name, data=data)
+        return problem.format(shape=getattr(data, "shape", None))
+
+    return write
+
+
+def _first_slice_with(value: complex) -> Callable[[np.ndarray], np.ndarray]:
+    def spoil(kspace: np.ndarray) -> np.ndarray:
+        kspace[0, -1, 0, 0] = value
+        return kspace
+
+    return spoil
+
+
+def _first_slice_zero(kspace: np.ndarray) -> np.ndarray:
+    kspace[0] = 0
+    return kspace
+
+
+EXPECTED_4D = "expected multi-coil (slices, coils, rows, cols)"
+#: Ways a fastMRI-layout file can be unusable: name -> writer ``(path, good) -> problem`` of such a file at
+#: ``path``, made from a valid multi-coil file ``good`` (as ``write_raw_fastmri`` writes them) with one defect;
+#: ``problem`` is exactly what the reader must say after the file's path.
+BROKEN_FASTMRI: dict[str, Callable[[Path, Path], str]] = {
+    "zero_byte": _rewritten(lambda data: b"", "empty file (0 bytes)"),
+    "not_hdf5": _rewritten(lambda data: b"this is not HDF5\n", "not an HDF5 file (corrupt, or a different format)"),
+    "truncated": _rewritten(lambda data: data[: len(data) // 2], "truncated HDF5 file ({size} of {total} bytes)"),
+    "no_kspace": _spoiled(
+        "kspace", lambda kspace: None, "not a fastMRI file: no 'kspace' dataset (keys: ismrmrd_header)"
+    ),
+    "wrong_rank": _spoiled("kspace", lambda kspace: kspace[:, 0], "'kspace' has shape {shape}; " + EXPECTED_4D),
+    "wrong_dtype": _spoiled(
+        "kspace", lambda kspace: np.abs(kspace).astype(np.int16), "'kspace' has dtype int16; expected complex"
+    ),
+    "real_valued": _spoiled(
+        "kspace", lambda kspace: kspace.real, "'kspace' is real-valued (float32); expected complex k-space"
+    ),
+    "zero_coils": _spoiled("kspace", lambda kspace: kspace[:, :0], "'kspace' has no coils (shape {shape})"),
+    "nan": _spoiled("kspace", _first_slice_with(np.nan), "'kspace' slice 0 contains NaN values"),
+    "inf": _spoiled("kspace", _first_slice_with(np.inf), "'kspace' slice 0 contains Inf values"),
+    "all_zero_slice": _spoiled("kspace", _first_slice_zero, "'kspace' slice 0 is all zeros (no signal)"),
+    "bad_ismrmrd_header": _spoiled(
+        "ismrmrd_header",
+        lambda header: b"<ismrmrdHeader><enc",
+        "'ismrmrd_header' is not an ISMRMRD header with a recon matrix size",
+    ),
+}
 
 
 #: A small embedded dataset: 64 x 64 at 4 mm, 4 coils, 2 slices, 1 subject per split.

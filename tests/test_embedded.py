@@ -11,7 +11,7 @@ import torch
 from conftest import SMALL_SPEC, numpy_fft2c, numpy_ifft2c, raw_coil_images, write_raw_fastmri
 from fastmri.data.mri_data import et_query
 
-from benchmark.data import LoadOptions, build_embedded, dataset_files, read_slice, verify_dataset
+from benchmark.data import LoadOptions, build_embedded, convert, dataset_files, read_slice, verify_dataset
 from benchmark.data.anatomy import deformed_slices, subject_tissues, synthesize_contrast
 from benchmark.data.convert import convert_fastmri
 from benchmark.data.manifest import read_manifest
@@ -123,6 +123,25 @@ def test_converted_fastmri_file_reads_back_identically(tmp_path):
     torch.testing.assert_close(stored.maps, direct.maps)
     torch.testing.assert_close(stored.target, direct.target, atol=1e-6, rtol=1e-5)
     verify_dataset(root, check_hashes=True)
+
+
+def test_a_conversion_failing_midway_leaves_nothing_behind(tmp_path, monkeypatch):
+    """The second file fails only while it is converted, after every file was validated: the first file's
+    converted copy must not stay behind (nor the staging folder)."""
+    kspace = numpy_fft2c(raw_coil_images(num_slices=1, num_coils=2, rows=32, cols=24))
+    sources = [write_raw_fastmri(tmp_path / f"file_brain_AXT2_{i}.h5", kspace, recon=(16, 16)) for i in (1, 2)]
+    read = convert.read_slice
+
+    def read_failing_on_the_second_file(path, index, options):
+        if path == sources[1]:
+            raise DataError(path, "failed while converting")
+        return read(path, index, options)
+
+    monkeypatch.setattr(convert, "read_slice", read_failing_on_the_second_file)
+    options = LoadOptions(size=(16, 16), espirit_calib_width=8)
+    with pytest.raises(DataError, match="failed while converting"):
+        convert.convert_fastmri(sources, tmp_path / "converted", "test", options)
+    assert sorted(tmp_path.iterdir()) == sources
 
 
 def test_prepare_command_verifies_an_existing_dataset(small_embedded):

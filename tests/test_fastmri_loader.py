@@ -1,18 +1,13 @@
 """The fastMRI reader on files written here with h5py (independent of the project's writer)."""
 
-import os
-import subprocess
-import sys
-
-import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import numpy_fft2c, numpy_ifft2c, raw_coil_images, write_raw_fastmri
+from conftest import BROKEN_FASTMRI, numpy_fft2c, numpy_ifft2c, raw_coil_images, write_raw_fastmri
 
 from benchmark.data import LoadOptions, SliceDataset, read_slice
 from benchmark.data.fastmri import center_crop
-from benchmark.errors import DataError
+from benchmark.errors import DataError, InputError
 
 SIZE = (64, 64)
 RSS_OPTIONS = LoadOptions(size=SIZE, target="rss", normalization="slice_max")
@@ -91,69 +86,22 @@ def test_center_crop_keeps_the_dc_index():
     assert cropped[2, 3] == tensor[5, 6]
 
 
-def bad_files(tmp_path, good):
-    empty = tmp_path / "empty.h5"
-    empty.touch()
-    text = tmp_path / "text.h5"
-    text.write_text("this is not HDF5\n")
-    truncated = tmp_path / "truncated.h5"
-    data = good.read_bytes()
-    truncated.write_bytes(data[: len(data) // 2])
-    foreign = tmp_path / "foreign.h5"
-    with h5py.File(foreign, "w") as handle:
-        handle.create_dataset("images", data=np.zeros((2, 4, 4)))
-    three_d = tmp_path / "threed.h5"
-    with h5py.File(three_d, "w") as handle:
-        handle.create_dataset("kspace", data=np.zeros((2, 8, 8), dtype=np.complex64))
-    real = tmp_path / "real.h5"
-    with h5py.File(real, "w") as handle:
-        handle.create_dataset("kspace", data=np.zeros((1, 2, 8, 8), dtype=np.float32))
-    nan, inf = tmp_path / "nan.h5", tmp_path / "inf.h5"
-    for path, value in ((nan, np.nan), (inf, np.inf)):
-        kspace = numpy_fft2c(raw_coil_images(1, 2, 160, 92))
-        kspace[0, 1, 5, 5] = value
-        write_raw_fastmri(path, kspace, recon=(80, 80))
-    return {
-        empty: "empty",
-        text: "not an HDF5",
-        truncated: "truncated or corrupt",
-        foreign: "no 'kspace'",
-        three_d: "shape",
-        real: "dtype",
-        nan: "NaN or Inf",
-        inf: "NaN or Inf",
-        tmp_path / "missing.h5": "no such file",
-    }
-
-
-def test_each_bad_file_raises_one_clear_error_naming_it(oversampled_file, tmp_path):
+@pytest.mark.parametrize("kind", sorted(BROKEN_FASTMRI))
+def test_each_broken_file_raises_one_line_naming_it_and_its_problem(kind, oversampled_file, tmp_path):
     good, _ = oversampled_file
-    for path, message in bad_files(tmp_path, good).items():
-        with pytest.raises(DataError, match=message) as info:
-            read_slice(path, 0, RSS_OPTIONS)
-        assert str(path) in str(info.value)
-        assert "\n" not in str(info.value)
+    path = tmp_path / f"{kind}.h5"
+    problem = BROKEN_FASTMRI[kind](path, good)
+    with pytest.raises(DataError) as info:
+        read_slice(path, 0, RSS_OPTIONS)
+    assert str(info.value) == f"{path}: {problem}"
 
 
-def test_cli_conversion_of_a_bad_file_exits_nonzero_with_one_line_and_writes_nothing(oversampled_file, tmp_path):
-    good, _ = oversampled_file
-    out = tmp_path / "converted"
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    for path, message in bad_files(tmp_path, good).items():
-        folder = tmp_path / f"src_{path.stem}"
-        folder.mkdir()
-        os.link(good, folder / "a_good.h5")
-        if path.exists():
-            os.link(path, folder / path.name)
-        else:
-            continue
-        result = subprocess.run(
-            [sys.executable, "-m", "benchmark", "prepare", "--from-fastmri", str(folder), "--data", str(out)],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        assert result.returncode == 2, result.stderr
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
-        assert not out.exists() or not any(out.rglob("*")), "a failed conversion left files behind"
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(DataError) as info:
+        read_slice(tmp_path / "missing.h5", 0, RSS_OPTIONS)
+    assert str(info.value) == f"{tmp_path / 'missing.h5'}: no such file"
+
+
+def test_a_calibration_region_narrower_than_the_espirit_kernel_is_refused():
+    with pytest.raises(InputError, match="espirit_calib_width must be >= 6"):
+        LoadOptions(espirit_calib_width=4)

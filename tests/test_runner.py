@@ -1,7 +1,6 @@
-"""The runner end to end on a small embedded dataset: table shape, determinism, kill -9 and resume,
-and one-line errors for bad input."""
+"""The runner end to end on a small embedded dataset: table shape, determinism, kill -9 and resume, and the
+refusals a library caller meets (the command line's one-line errors are in test_bad_inputs.py)."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -93,27 +92,6 @@ def test_kill_9_then_resume_gives_the_same_table_without_duplicates(small_embedd
     table = pd.read_csv(out / "metrics.csv")
     assert not table.duplicated(["method", "mask", "file", "slice"]).any()
     pd.testing.assert_frame_equal(table[METRIC_COLUMNS], reference[METRIC_COLUMNS])
-
-
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        (["--methods", "zero_fill"], "did you mean 'zero_filled'"),
-        (["--masks", "spiral"], "unknown mask pattern 'spiral'"),
-        (["--contrasts", "PD"], "unknown contrast 'PD'"),
-        (["--data", "/nonexistent/data"], "does not exist"),
-        (["--out", "/proc/benchmark-run"], "cannot write"),
-    ],
-)
-def test_bad_run_input_gives_one_line_and_exit_2(small_embedded, arguments, message):
-    settings = {"--methods": "zero_filled", "--data": str(small_embedded), "--out": "/tmp/unused-run-dir"}
-    settings.update(zip(arguments[::2], arguments[1::2], strict=True))
-    final = [item for pair in settings.items() for item in pair] + ["--size", "64", "64"]
-    result = cli("run", *final)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
-    assert not os.path.exists("/tmp/unused-run-dir/metrics.csv")
 
 
 def test_existing_run_needs_resume_and_the_same_configuration(small_embedded, tmp_path):

@@ -3,21 +3,32 @@
 Each slice goes through the same pipeline the loader applies (``standardize_slice``: crop the readout
 oversampling to the recon size, centre-crop to 256 x 256, optional SVD coil compression, ESPIRiT maps),
 without normalisation (the loader normalises at read time). ESPIRiT runs once here instead of on every
-read. Every source file is validated in full before anything is written; files are written atomically
-and the manifest last, so an error leaves no half-converted dataset behind.
+read. Every source file is validated in full before anything is written; converted files are staged beside
+``root`` and moved in, then the manifest is written, so an error (even one found while converting, such as a
+slice ESPIRiT cannot calibrate) leaves no half-converted dataset behind.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from benchmark.data.fastmri import DEFAULT_OPTIONS, LoadOptions, open_fastmri, read_slice, write_volume
+from benchmark.data.fastmri import (
+    DEFAULT_OPTIONS,
+    LoadOptions,
+    VolumeInfo,
+    crop_problem,
+    open_fastmri,
+    read_slice,
+    slice_problem,
+    write_volume,
+)
 from benchmark.data.manifest import SPLITS, FileEntry, entry_for, read_manifest, write_manifest
 from benchmark.errors import BenchmarkError, DataError
 
@@ -32,33 +43,44 @@ def convert_fastmri(
         raise BenchmarkError("no fastMRI .h5 files to convert")
     root = Path(root)
     raw_options = replace(options, normalization="none")
-    infos = [_validate_fully(Path(source)) for source in sources]
+    infos = [_validate_fully(Path(source), options.size) for source in sources]
     entries: dict[str, FileEntry] = {}
     if (root / "manifest.json").exists():
         entries = {entry.path: entry for entry in read_manifest(root)["entries"]}
+    staging = root.parent / f".{root.name}.converting"
+    shutil.rmtree(staging, ignore_errors=True)
     written = []
-    for info in tqdm(infos, desc=f"convert fastMRI -> {split}", unit="volume"):
-        slices = [read_slice(info.path, index, raw_options) for index in range(info.num_slices)]
-        kspace = torch.stack([s.kspace for s in slices]).numpy()
-        maps = torch.stack([s.maps for s in slices]).numpy()
-        path = root / split / info.path.name
-        write_volume(path, kspace, maps, info.acquisition, info.patient_id)
-        entry = entry_for(root, path, split, info.contrast, info.patient_id, info.num_slices)
-        entries[entry.path] = entry
-        written.append(path)
+    try:
+        for info in tqdm(infos, desc=f"convert fastMRI -> {split}", unit="volume"):
+            slices = [read_slice(info.path, index, raw_options) for index in range(info.num_slices)]
+            kspace = torch.stack([s.kspace for s in slices]).numpy()
+            maps = torch.stack([s.maps for s in slices]).numpy()
+            write_volume(staging / info.path.name, kspace, maps, info.acquisition, info.patient_id)
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for info in infos:
+            path = root / split / info.path.name
+            os.replace(staging / info.path.name, path)
+            entry = entry_for(root, path, split, info.contrast, info.patient_id, info.num_slices)
+            entries[entry.path] = entry
+            written.append(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     description = {"builder": "fastmri-convert", "options": options.as_record()}
     write_manifest(root, list(entries.values()), description)
     return written
 
 
-def _validate_fully(path: Path):
-    """Open the file and read every slice once, so NaN/Inf or truncation fail before any write."""
+def _validate_fully(path: Path, size: tuple[int, int]) -> VolumeInfo:
+    """Open the file and read every slice once, so a file too small for ``size``, NaN/Inf, empty slices or
+    truncation fail before any write."""
     with open_fastmri(path) as (handle, info):
+        if problem := crop_problem(info, size):
+            raise DataError(path, problem)
         for index in range(info.num_slices):
             try:
-                finite = np.isfinite(handle["kspace"][index]).all()
+                problem = slice_problem(handle["kspace"][index], index)
             except (OSError, RuntimeError):
                 raise DataError(path, f"slice {index} unreadable, truncated or corrupt") from None
-            if not finite:
-                raise DataError(path, f"'kspace' slice {index} contains NaN or Inf values")
+            if problem:
+                raise DataError(path, problem)
     return info

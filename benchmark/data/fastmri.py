@@ -20,6 +20,7 @@ Any problem with a file raises ``DataError`` naming the file and the problem in 
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,15 +33,18 @@ import numpy as np
 import torch
 
 from benchmark.data.normalization import NORMALIZATIONS
-from benchmark.errors import DataError
+from benchmark.errors import DataError, InputError
 from benchmark.io import atomic_path
 from benchmark.physics import coil_compress, espirit_maps, fft2c, ifft2c, rss, sense_combine
+from benchmark.physics.coils import ESPIRIT_KERNEL_WIDTH
 from benchmark.physics.fft import numpy_ifft2c
 
 ISMRMRD_NAMESPACE = "http://www.ismrm.org/ISMRMRD"
 MAPS_KEY = "sensitivity_maps"
 #: fastMRI acquisition attribute -> benchmark contrast name.
 ACQUISITION_CONTRAST = {"AXT1": "T1", "AXT1PRE": "T1", "AXT1POST": "T1", "AXT2": "T2", "AXFLAIR": "FLAIR"}
+#: What each axis of ``kspace`` holds, for messages about an empty one.
+KSPACE_AXES = ("slices", "coils", "rows", "columns")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class LoadOptions:
         if self.normalization not in NORMALIZATIONS:
             known = ", ".join(NORMALIZATIONS)
             raise ValueError(f"normalization must be one of {known}, got {self.normalization!r}")
+        if self.espirit_calib_width < ESPIRIT_KERNEL_WIDTH:
+            width = self.espirit_calib_width
+            raise InputError(f"espirit_calib_width must be >= {ESPIRIT_KERNEL_WIDTH} (ESPIRiT's kernel), got {width}")
 
     def as_record(self) -> dict:
         return asdict(self)
@@ -114,8 +121,7 @@ def open_fastmri(path: str | Path) -> Iterator[tuple[h5py.File, VolumeInfo]]:
     try:
         handle = h5py.File(path, "r")
     except OSError as error:
-        problem = f"cannot be opened as HDF5, truncated or corrupt ({_first_line(error)})"
-        raise DataError(path, problem) from None
+        raise DataError(path, _open_problem(error)) from None
     with handle:
         yield handle, _volume_info(path, handle)
 
@@ -130,10 +136,12 @@ def _volume_info(path: Path, handle: h5py.File) -> VolumeInfo:
             shape = getattr(kspace, "shape", "a group")
             expected = "expected multi-coil (slices, coils, rows, cols)"
             raise DataError(path, f"'kspace' has shape {shape}; {expected}")
+        if np.issubdtype(kspace.dtype, np.floating):
+            raise DataError(path, f"'kspace' is real-valued ({kspace.dtype}); expected complex k-space")
         if not np.issubdtype(kspace.dtype, np.complexfloating):
             raise DataError(path, f"'kspace' has dtype {kspace.dtype}; expected complex")
         if min(kspace.shape) == 0:
-            raise DataError(path, f"'kspace' is empty (shape {kspace.shape})")
+            raise DataError(path, f"'kspace' has no {KSPACE_AXES[kspace.shape.index(0)]} (shape {kspace.shape})")
         recon_size = _recon_size(path, handle, kspace.shape[-2:])
         has_maps = MAPS_KEY in handle
         if has_maps and handle[MAPS_KEY].shape[-3:] != kspace.shape[1:]:
@@ -178,10 +186,20 @@ def read_slice(path: str | Path, slice_index: int, options: LoadOptions = DEFAUL
         except (OSError, RuntimeError) as error:
             problem = f"slice {slice_index} unreadable, truncated or corrupt ({_first_line(error)})"
             raise DataError(info.path, problem) from None
-    if not np.isfinite(kspace).all():
-        raise DataError(info.path, f"'kspace' slice {slice_index} contains NaN or Inf values")
+    if problem := slice_problem(kspace, slice_index):
+        raise DataError(info.path, problem)
     kspace_CHW = torch.from_numpy(kspace.astype(np.complex64))
     return standardize_slice(info, slice_index, kspace_CHW, stored_maps, options)
+
+
+def slice_problem(kspace: np.ndarray, slice_index: int) -> str:
+    """Empty when a slice of k-space is usable; otherwise what is wrong: NaN or Inf values, or no signal at all."""
+    if not np.isfinite(kspace).all():
+        found = [name for name, test in (("NaN", np.isnan), ("Inf", np.isinf)) if test(kspace).any()]
+        return f"'kspace' slice {slice_index} contains {' and '.join(found)} values"
+    if not kspace.any():
+        return f"'kspace' slice {slice_index} is all zeros (no signal)"
+    return ""
 
 
 def _stored_maps(handle: h5py.File, slice_index: int) -> np.ndarray:
@@ -207,7 +225,7 @@ def standardize_slice(
     if options.num_virtual_coils is not None:
         kspace_CHW = coil_compress(kspace_CHW, options.num_virtual_coils)
     if maps_CHW is None:
-        maps_CHW = espirit_maps(kspace_CHW, calib_width=options.espirit_calib_width)
+        maps_CHW = _estimated_maps(info, slice_index, kspace_CHW, options.espirit_calib_width)
     coil_images = ifft2c(kspace_CHW)
     if options.target == "sense":
         target_complex = sense_combine(coil_images, maps_CHW)
@@ -232,16 +250,36 @@ def standardize_slice(
     )
 
 
+def _estimated_maps(info: VolumeInfo, slice_index: int, kspace_CHW: torch.Tensor, calib_width: int) -> torch.Tensor:
+    """ESPIRiT maps; refused when not finite (0 / 0 inside ESPIRiT, e.g. too little signal to calibrate from)."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # checked below instead of warned about per pixel
+        maps_CHW = espirit_maps(kspace_CHW, calib_width=calib_width)
+    if not torch.isfinite(maps_CHW).all():
+        problem = f"slice {slice_index}: ESPIRiT cannot estimate coil sensitivities from it (its maps are not finite)"
+        raise DataError(info.path, problem)
+    return maps_CHW
+
+
 def _crop_kspace(info: VolumeInfo, kspace_CHW: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Centre-crop in image space to the recon size, then to ``size``; k-space of ``size`` returned."""
     if tuple(kspace_CHW.shape[-2:]) == tuple(size) == tuple(info.recon_size):
         return kspace_CHW  # already standard: skip the FFT round trip (exact, no rounding)
+    if problem := crop_problem(info, size):
+        raise DataError(info.path, problem)
     images = ifft2c(kspace_CHW)
     for crop in (info.recon_size, size):
-        if images.shape[-2] < crop[0] or images.shape[-1] < crop[1]:
-            raise DataError(info.path, f"image {tuple(images.shape[-2:])} is smaller than the crop {tuple(crop)}")
         images = center_crop(images, crop)
     return fft2c(images)
+
+
+def crop_problem(info: VolumeInfo, size: tuple[int, int]) -> str:
+    """Empty when the file's images crop to its recon size and then to ``size``; otherwise which crop cannot."""
+    image = info.kspace_shape
+    for crop in (info.recon_size, size):
+        if image[0] < crop[0] or image[1] < crop[1]:
+            return f"image {tuple(image)} is smaller than the crop {tuple(crop)}"
+        image = crop
+    return ""
 
 
 def center_crop(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -292,6 +330,14 @@ def write_volume(
         handle.attrs["max"] = float(recon.max())
         # Not np.linalg.norm: BLAS kernels (chosen per CPU) round it differently; fsum is exact everywhere.
         handle.attrs["norm"] = math.sqrt(math.fsum(np.square(recon, dtype=np.float64).ravel().tolist()))
+
+
+def _open_problem(error: OSError) -> str:
+    """Why h5py cannot open a file with an HDF5 signature; a truncated file says how much of it is left."""
+    sizes = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(error))
+    if sizes:
+        return f"truncated HDF5 file ({sizes[1]} of {sizes[2]} bytes)"
+    return f"cannot be opened as HDF5, truncated or corrupt ({_first_line(error)})"
 
 
 def _first_line(error: BaseException) -> str:

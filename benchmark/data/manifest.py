@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,13 +75,36 @@ def read_manifest(root: str | Path) -> dict:
     """The parsed manifest; a missing or broken one is a one-line ``BenchmarkError``."""
     path = Path(root) / MANIFEST_NAME
     if not path.is_file():
-        raise BenchmarkError(f"no dataset at {root} (no {MANIFEST_NAME}); run `python -m benchmark prepare`")
+        raise BenchmarkError(_not_a_dataset(Path(root)))
     try:
         payload = json.loads(path.read_text())
         payload["entries"] = [FileEntry(**item) for item in payload["files"]]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise DataError(path, f"manifest is not valid ({error})") from None
     return payload
+
+
+def _not_a_dataset(root: Path) -> str:
+    """Why ``root`` is no dataset; raw ``.h5`` files there get the exact command that converts them first."""
+    raw = [root] if root.suffix == ".h5" and root.is_file() else sorted(root.glob("*.h5")) if root.is_dir() else []
+    if not raw:
+        return f"no dataset at {root} (no {MANIFEST_NAME}); run `python -m benchmark prepare`"
+    named = root if root.name not in ("", "..") else root.resolve()
+    out = shlex.quote(str(named.parent / f"{named.stem if root.is_file() else named.name}-prepared"))
+    command = f"python -m benchmark prepare --from-fastmri {shlex.quote(str(root))} --data {out}"
+    found = "is a raw .h5 file" if root.is_file() else f"holds {len(raw)} raw .h5 file(s)"
+    return f"{root} {found}, not a prepared dataset (no {MANIFEST_NAME}); run `{command}` first, then use --data {out}"
+
+
+def _rebuild_hint(root: Path, description: dict) -> str:
+    """How to remake a dataset whose files no longer match its manifest (``--force`` would replace a converted
+    dataset with the embedded one, so each builder gets its own command)."""
+    if description.get("subset"):
+        return "link the subset again (`python -m benchmark prepare --coil-subset SOURCE --data NEW_DIR`)"
+    quoted = shlex.quote(str(root))
+    if description.get("builder") == "embedded":
+        return f"rebuild it with `python -m benchmark prepare --data {quoted} --force`"
+    return f"convert its files again (`python -m benchmark prepare --from-fastmri SOURCE --data {quoted}`)"
 
 
 def verify_dataset(root: str | Path, check_hashes: bool = False) -> str:
@@ -93,12 +117,18 @@ def verify_dataset(root: str | Path, check_hashes: bool = False) -> str:
             f"{root} was built by embedded builder version {description.get('builder_version')}, this suite needs "
             f"version {EMBEDDED_BUILDER_VERSION}: rebuild it with `python -m benchmark prepare --force`"
         )
+    hint = _rebuild_hint(root, description)
     for entry in manifest["entries"]:
         path = root / entry.path
         if not path.is_file():
-            raise DataError(path, "listed in the manifest but missing; rebuild with `prepare --force`")
-        if path.stat().st_size != entry.size_bytes or (check_hashes and sha256_file(path) != entry.sha256):
-            raise DataError(path, "differs from the manifest (modified or truncated); rebuild with --force")
+            raise DataError(path, f"listed in {MANIFEST_NAME} but missing; {hint}")
+        size = path.stat().st_size
+        if size != entry.size_bytes:
+            found = f"{size} bytes where it lists {entry.size_bytes}: truncated or modified"
+            raise DataError(path, f"differs from the manifest ({found}); {hint}")
+        if check_hashes and (digest := sha256_file(path)) != entry.sha256:
+            found = f"sha256 {digest[:12]}… where it lists {entry.sha256[:12]}…: modified"
+            raise DataError(path, f"differs from the manifest ({found}); {hint}")
     if dataset_hash(manifest["entries"]) != manifest["dataset_hash"]:
         raise DataError(root / MANIFEST_NAME, "dataset_hash does not match the listed files")
     return manifest["dataset_hash"]

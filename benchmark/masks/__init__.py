@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from benchmark.errors import InputError
-from benchmark.masks.base import HIERARCHY_ACCELERATIONS, MaskPattern
+from benchmark.masks.base import HIERARCHY_ACCELERATIONS, MaskPattern, check_shape
 from benchmark.masks.cartesian import CartesianX, CartesianY
 from benchmark.masks.gaussian import Gaussian2D
 from benchmark.masks.radial import Radial
@@ -47,10 +47,14 @@ def make_mask(pattern: str, shape: tuple[int, int], acceleration: int, seed: int
     """Boolean ``(H, W)`` mask sampling exactly ``round(N / acceleration)`` lines or points.
 
     The mask is the ``acceleration`` level of the nested chain ``(ladder levels coarser than R) + R``,
-    so on the ladder it is identical to ``make_mask_hierarchy(...)[acceleration]``.
+    so on the ladder it is identical to ``make_mask_hierarchy(...)[acceleration]``. Ladder levels that
+    would sample nothing at this size (R = 32 of 10 lines) are left out of the chain, so they do not
+    refuse a finer R that has samples.
     """
-    chain = [r for r in HIERARCHY_ACCELERATIONS if r > acceleration] + [acceleration]
-    return get_pattern(pattern).hierarchy(shape, chain, seed)[acceleration]
+    chosen = get_pattern(pattern)
+    total = chosen.num_units(check_shape(shape))
+    coarser = [r for r in HIERARCHY_ACCELERATIONS if r > acceleration and round(total / r) >= 1]
+    return chosen.hierarchy(shape, [*coarser, acceleration], seed)[acceleration]
 
 
 def make_mask_hierarchy(pattern: str, shape: tuple[int, int], seed: int) -> dict[int, torch.Tensor]:

@@ -43,7 +43,7 @@ class MaskPattern(ABC):
 
     def hierarchy(self, shape: tuple[int, int], accelerations: Sequence[float], seed: int) -> dict[float, torch.Tensor]:
         """Nested boolean masks ``{R: (H, W)}``; ``mask(R1) ⊆ mask(R2)`` whenever ``R1 > R2``."""
-        shape = _check_shape(shape)
+        shape = check_shape(shape)
         ordered = sorted({float(r) for r in accelerations}, reverse=True)
         total = self.num_units(shape)
         counts = [_exact_count(total, r, self.name) for r in ordered]
@@ -85,7 +85,8 @@ def _exact_count(total: int, acceleration: float, name: str) -> int:
     return count
 
 
-def _check_shape(shape: Sequence[int]) -> tuple[int, int]:
+def check_shape(shape: Sequence[int]) -> tuple[int, int]:
+    """``shape`` as two ints, or an ``InputError`` (each side needs two k-space points at least)."""
     if len(shape) != 2 or any(int(n) != n or n < 2 for n in shape):
         raise InputError(f"mask shape must be two integers >= 2, got {tuple(shape)}")
     return int(shape[0]), int(shape[1])

@@ -11,6 +11,8 @@ import sigpy.mri
 import torch
 
 _EPS = 1e-12
+#: ESPIRiT's calibration kernel width (sigpy's default); the calibration region must be at least this wide.
+ESPIRIT_KERNEL_WIDTH = 6
 
 
 def normalize_maps(maps_CHW: torch.Tensor) -> torch.Tensor:
@@ -33,7 +35,7 @@ def espirit_maps(
     kspace_CHW: torch.Tensor,
     calib_width: int = 24,
     threshold: float = 0.02,
-    kernel_width: int = 6,
+    kernel_width: int = ESPIRIT_KERNEL_WIDTH,
     crop: float = 0.95,
 ) -> torch.Tensor:
     """ESPIRiT sensitivities ``(C, H, W)`` estimated from the central ``calib_width`` ACS block.

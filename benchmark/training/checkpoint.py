@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -57,7 +59,7 @@ def load_checkpoint(path: str | Path, method: str, config: dict | None = None) -
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means "not a usable checkpoint"
-        raise BenchmarkError(f"{path} is not a readable checkpoint ({type(error).__name__})") from None
+        raise BenchmarkError(_unreadable(path, error)) from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         found = payload.get("format_version") if isinstance(payload, dict) else "?"
         raise BenchmarkError(f"{path}: checkpoint format {found}, expected {FORMAT_VERSION}")
@@ -72,6 +74,17 @@ def load_checkpoint(path: str | Path, method: str, config: dict | None = None) -
         )
         raise BenchmarkError(f"{path} was trained with a different {method} config (differs in: {', '.join(diff)})")
     return payload
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``; a pickled object is named, never run."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+    if isinstance(error, pickle.UnpicklingError) and found:
+        return (
+            f"{path} holds a pickled Python object ({found[1]}), which torch.load(weights_only=True) refuses to run; "
+            "a checkpoint holds only tensors and plain values"
+        )
+    return f"{path} is not a readable checkpoint ({type(error).__name__})"
 
 
 def plain_values(value):
