@@ -69,6 +69,7 @@ def _run(args: argparse.Namespace) -> None:
     from benchmark.data.fastmri import LoadOptions
     from benchmark.runner import RunConfig, run_benchmark, summarize
     from benchmark.runner.run import VOLUME_TABLE_FILE
+    from benchmark.runner.shard import current_shard
 
     methods = tuple(_split(args.methods))
     data = _resolve_data(args.data)
@@ -93,17 +94,24 @@ def _run(args: argparse.Namespace) -> None:
         checkpoints=tuple(_checkpoint_pair(text) for text in args.checkpoint or ()),
         allow_mismatch=args.allow_mismatch,
     )
-    print(f"run directory: {out}")
+    leader = current_shard().leader  # under torchrun, rank 0 alone prints
+    if leader:
+        print(f"run directory: {out}")
     if len(accelerations) > 1:
         from benchmark.runner.sweep import run_directory, run_sweep
 
-        for acceleration, table in run_sweep(config, accelerations, resume=args.resume).items():
+        tables = run_sweep(config, accelerations, resume=args.resume)
+        if not leader:
+            return
+        for acceleration, table in tables.items():
             volumes = pd.read_csv(run_directory(out, acceleration) / VOLUME_TABLE_FILE)
             print(f"R = {acceleration}")
             print(summarize(table, scoring=args.scoring, volumes=volumes).to_string(max_rows=500))
         print(f"sweep of R = {', '.join(map(str, accelerations))} in {out}; `report {out}` draws the curves")
         return
     table = run_benchmark(config, resume=args.resume)
+    if not leader:
+        return
     volumes = pd.read_csv(out / VOLUME_TABLE_FILE)
     print(summarize(table, scoring=args.scoring, volumes=volumes).to_string(max_rows=500))
     print(f"per-image table: {out / 'metrics.csv'} ({len(table)} rows); PSNR/SSIM scoring shown: {args.scoring}")

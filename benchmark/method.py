@@ -76,6 +76,9 @@ class Method(ABC):
     training_setting: dict | None = None
     #: The loaded checkpoint's provenance (source checkpoints, substitutions); recorded in run metadata.
     checkpoint_provenance: dict | None = None
+    #: A guess of one slice's cost (reconstruction and scoring) relative to a cheap network's; only balances the
+    #: ranks of a sharded run, never changes a number.
+    relative_cost: ClassVar[float] = 1.0
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False

@@ -11,12 +11,14 @@ Layout of a run directory::
 
 Inference and scoring are separate steps, so re-scoring never re-runs a model. Every file is written
 atomically; ``resume`` skips units whose files exist, so a run killed at any moment and resumed gives
-the same table with no duplicate rows. A resumed run must have the same configuration hash.
+the same table with no duplicate rows. A resumed run must have the same configuration hash. Under
+``torchrun`` the units are shared among the ranks (``benchmark.runner.shard``) and rank 0 merges the tables.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from benchmark.metrics import build_metric_suite
 from benchmark.registry import check_method_name, get_method_class
 from benchmark.runner.config import RunConfig
 from benchmark.runner.environment import device_name, git_commit, library_versions, resolve_device
+from benchmark.runner.shard import Shard, assign, current_shard
 from benchmark.runner.units import InferenceSettings, Unit, infer_unit, load_volume, score_unit
 from benchmark.seeds import derive_seed
 from benchmark.training.checkpoint import plain_values
@@ -55,7 +58,8 @@ def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
     files = dataset_files(config.data, config.split, config.contrasts)
     if not files:
         raise BenchmarkError(f"no {config.split} volumes for contrasts {', '.join(config.contrasts)} in {config.data}")
-    device = resolve_device(config.device)
+    shard = current_shard()
+    device = shard.device(resolve_device(config.device))
     chosen = dict(config.checkpoints)
     methods = {
         name: get_method_class(name)(config.profile, device, checkpoint=chosen.get(name)) for name in config.methods
@@ -63,7 +67,6 @@ def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
     mismatches = setting_mismatches(methods, config)
     described = {name: method.describe() for name, method in methods.items()}
     config_hash = config.config_hash({name: info["checkpoint_sha256"] for name, info in described.items()})
-    _prepare_out_dir(config, config_hash, resume)
     metrics = build_metric_suite(device)
     metadata = {
         "config": config.record(),
@@ -79,17 +82,35 @@ def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
         "device": device_name(device),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    shard.leader_first(lambda: _start_run(config, metadata, resume))
+    entries = {config.data / entry.path: entry for entry in read_manifest(config.data)["entries"]}
+    units = [Unit(m, k, f, entries[f].contrast) for m in config.methods for k in config.masks for f in files]
+    costs = [entries[unit.file].num_slices * methods[unit.method].relative_cost for unit in units]
+    mine = [units[index] for index in assign(costs, shard.world)[shard.rank]]
+    if shard.world > 1:
+        print(f"rank {shard.rank} of {shard.world}: {len(mine)} of {len(units)} units", file=sys.stderr, flush=True)
+    # Table order is method, mask, volume; execution goes volume by volume so each is read once.
+    ordered = sorted(mine, key=lambda u: files.index(u.file))
+    _run_units(config, ordered, methods, metrics, device, metadata, shard)
+    shard.barrier()  # every rank's units are on disk
+    if shard.leader:
+        _merge_tables(config.out, units)
+    shard.barrier()
+    return pd.read_csv(config.out / TABLE_FILE)
+
+
+def _start_run(config: RunConfig, metadata: dict, resume: bool) -> None:
+    _prepare_out_dir(config, metadata["config_hash"], resume)
     if not (config.out / RUN_FILE).exists():
         _write_json(config.out / RUN_FILE, metadata)
-    contrast_of = {config.data / entry.path: entry.contrast for entry in read_manifest(config.data)["entries"]}
-    # Table order is method, mask, volume; execution goes volume by volume so each is read once.
-    units = [Unit(m, k, f, contrast_of[f]) for m in config.methods for k in config.masks for f in files]
-    _run_units(config, sorted(units, key=lambda u: files.index(u.file)), methods, metrics, device, metadata)
+
+
+def _merge_tables(out: Path, units: list[Unit]) -> None:
+    """``metrics.csv`` and ``volume_metrics.csv`` from the unit files, in grid order."""
     for name, path_of in ((TABLE_FILE, Unit.metrics_path), (VOLUME_TABLE_FILE, Unit.volume_metrics_path)):
-        frame = pd.concat([pd.read_csv(path_of(unit, config.out)) for unit in units], ignore_index=True)
-        with atomic_path(config.out / name) as tmp:
+        frame = pd.concat([pd.read_csv(path_of(unit, out)) for unit in units], ignore_index=True)
+        with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
-    return pd.read_csv(config.out / TABLE_FILE)
 
 
 def setting_mismatches(methods: dict, config: RunConfig) -> dict[str, str]:
@@ -124,11 +145,11 @@ def _setting_text(value) -> str:
     return "x".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
 
 
-def _run_units(config, units, methods, metrics, device, metadata) -> None:
+def _run_units(config, units, methods, metrics, device, metadata, shard: Shard) -> None:
     volumes: dict[Path, dict] = {}
     warmed: set[str] = set()
     settings = InferenceSettings(config.acceleration, config.batch_size, config.load.normalization, device)
-    progress = tqdm(units, desc="benchmark", unit="volume")
+    progress = tqdm(units, desc="benchmark", unit="volume", disable=not shard.leader)  # rank 0 speaks for all
     for unit in progress:
         progress.set_description(f"{unit.method} | {unit.mask} | {unit.contrast}")
         if unit.metrics_path(config.out).exists():

@@ -20,6 +20,7 @@ from benchmark.io import atomic_path
 from benchmark.masks import HIERARCHY_ACCELERATIONS
 from benchmark.runner.config import RunConfig
 from benchmark.runner.run import run_benchmark
+from benchmark.runner.shard import current_shard
 
 SWEEP_FILE = "sweep.json"
 
@@ -40,25 +41,30 @@ def run_sweep(config: RunConfig, accelerations: tuple[int, ...], resume: bool = 
     """Run ``config`` at every R; returns each R's per-image table."""
     accelerations = check_accelerations(accelerations)
     record = {"accelerations": list(accelerations), "runs": {str(r): f"R{r}" for r in accelerations}}
-    path = Path(config.out) / SWEEP_FILE
-    if path.exists():
-        if not resume:
-            raise BenchmarkError(
-                f"{config.out} already holds a sweep; pass --resume to continue it or choose another --out"
-            )
-        if json.loads(path.read_text()) != record:
-            raise BenchmarkError(f"{config.out} holds a sweep over other accelerations; choose another --out")
-    else:
-        if Path(config.out).exists() and any(Path(config.out).iterdir()):
-            raise BenchmarkError(f"{config.out} is not empty and holds no sweep; choose another --out")
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(record, indent=2) + "\n")
+    shard = current_shard()
+    shard.leader_first(lambda: _start_sweep(config.out, record, resume))
     tables = {}
     for acceleration in accelerations:
         sub = replace(config, acceleration=acceleration, out=run_directory(config.out, acceleration))
-        print(f"R = {acceleration}: {sub.out}")
+        if shard.leader:
+            print(f"R = {acceleration}: {sub.out}")
         tables[acceleration] = run_benchmark(sub, resume=resume)
     return tables
+
+
+def _start_sweep(out: Path, record: dict, resume: bool) -> None:
+    """Write the sweep's record, or check that the one in ``out`` is this sweep's when resuming."""
+    path = Path(out) / SWEEP_FILE
+    if path.exists():
+        if not resume:
+            raise BenchmarkError(f"{out} already holds a sweep; pass --resume to continue it or choose another --out")
+        if json.loads(path.read_text()) != record:
+            raise BenchmarkError(f"{out} holds a sweep over other accelerations; choose another --out")
+    else:
+        if Path(out).exists() and any(Path(out).iterdir()):
+            raise BenchmarkError(f"{out} is not empty and holds no sweep; choose another --out")
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def read_sweep(out: str | Path) -> dict[int, Path]:

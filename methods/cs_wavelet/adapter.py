@@ -17,6 +17,7 @@ from methods.cs_wavelet.config import CONFIGS
 
 class CSWavelet(Method):
     name = "cs_wavelet"
+    relative_cost = 15.0  # ~1.5 s per slice of iterative wavelet CS on a CPU core
     configs = CONFIGS
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:

@@ -22,6 +22,7 @@ from methods.diffuserecon.sampler import reconstruct
 
 class DiffuseRecon(LearnedMethod):
     name = "diffuserecon"
+    relative_cost = 25.0  # tens to a thousand network evaluations per slice
     configs = CONFIGS
     train_configs = TRAIN
     needs_hierarchy = True  # training needs the fully sampled k-space (the prior is trained on full images)

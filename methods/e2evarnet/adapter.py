@@ -17,6 +17,7 @@ from methods.e2evarnet.config import CONFIGS, TRAIN
 
 class E2EVarNet(LearnedMethod):
     name = "e2evarnet"
+    relative_cost = 4.0
     estimates_own_maps = True
     configs = CONFIGS
     train_configs = TRAIN

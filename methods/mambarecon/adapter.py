@@ -17,6 +17,7 @@ from methods.mambarecon.selective_scan import cuda_kernel_available
 
 class MambaRecon(LearnedMethod):
     name = "mambarecon"
+    relative_cost = 3.0
     configs = CONFIGS
     train_configs = TRAIN
 
