@@ -207,6 +207,7 @@ def _train(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         seed=args.seed,
         stop_after=args.stop_after,
+        save_every=args.save_every,
         normalization=args.normalization,
         size=tuple(args.size),
         ship=args.ship,
@@ -380,6 +381,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--seed", type=int, help="override the profile's seed")
     train.add_argument("--stop-after", type=int, metavar="STEP", help="stop at this step with a checkpoint (--resume)")
+    train.add_argument(
+        "--save-every", type=int, metavar="N", help="also write OUT/last.pt every N steps (for jobs that may be killed)"
+    )
     train.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
     train.add_argument("--ship", action="store_true", help="install best.pt as the shipped checkpoint")
     train.add_argument(

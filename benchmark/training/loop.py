@@ -59,6 +59,9 @@ class TrainRequest:
     seed: int | None = None  # override the profile's seed
     normalization: str = "measured"
     stop_after: int | None = None  # stop (with a checkpoint) at this step; --resume continues
+    #: Also write ``last.pt`` every this many steps (besides each validation), so a job killed or pre-empted
+    #: between validations loses at most this many steps on ``--resume``.
+    save_every: int | None = None
     size: tuple[int, int] = (256, 256)
     ship: bool = False
     stage: str | None = None  # the stage of a multi-stage method (``train nasp --stage tokenizer``)
@@ -267,7 +270,7 @@ class Trainer:
                     self.log_rows.append({"step": self.step, **losses, "lr": self.optimizers.lr()})
                 if self.step % config.val_every == 0 or self.step == config.steps:
                     self._validate_and_save()
-                elif self.step == request.stop_after:
+                elif self.step == request.stop_after or (request.save_every and self.step % request.save_every == 0):
                     self._save_last()
                 if self.step == request.stop_after:
                     progress.close()
