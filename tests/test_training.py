@@ -280,3 +280,16 @@ def test_gradient_accumulation_gives_the_weights_of_the_whole_batch(small_embedd
     assert any(not torch.equal(states[1][name], value) for name, value in states[0].items())  # really split
     with pytest.raises(InputError, match="must divide the batch size 2"):
         Trainer(request_for(small_embedded, tmp_path / "odd", steps=1, batch_size=2, accumulate=3))
+
+
+def test_weights_digest_covers_zero_dimensional_tensors():
+    """A 0-d buffer (MDPG's measured latent scale) is hashed as its 4 little-endian float bytes, like any tensor."""
+    import hashlib
+    import struct
+
+    from benchmark.training.checkpoint import weights_digest
+
+    payload = {"model": {"scale": torch.tensor(0.25)}}
+    expected = hashlib.sha256(b"model.scale" + struct.pack("<f", 0.25)).hexdigest()
+    assert weights_digest(payload) == expected
+    assert weights_digest({"model": {"scale": torch.tensor(0.5)}}) != expected

@@ -46,7 +46,8 @@ def weights_digest(payload: dict) -> str:
     for part, state in parts.items():
         for name, tensor in sorted((state or {}).items()):
             digest.update(f"{part}.{name}".encode())
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            # reshape(-1): a 0-d tensor (a measured scale) cannot be viewed as bytes; same bytes otherwise.
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
