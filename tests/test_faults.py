@@ -1,5 +1,6 @@
 """Faults mid-training: a `train` process killed with SIGKILL at a random step resumes with `--resume` to the
-final weights of an uninterrupted run, bit for bit on the CPU. (A killed run is in test_runner.py and a killed
+final weights of an uninterrupted run, bit for bit on the CPU; a DDP checkpoint resumes under another number of
+ranks on the same global batch. (A killed run is in test_runner.py and a killed
 sharded run in test_shard.py.)"""
 
 import os
@@ -63,3 +64,37 @@ def test_train_killed_at_a_random_step_resumes_to_the_uninterrupted_weights(smal
     assert final["step"] == reference["step"] == STEPS
     for key, value in reference["model"].items():
         assert torch.equal(final["model"][key], value), key
+
+
+def test_a_ddp_checkpoint_resumes_in_one_process_on_the_same_global_batch(small_embedded, tmp_path):
+    """2 ranks x 1 slice stop at step 2; one process x 2 slices resumes to step 4. The result must be one
+    process's 4 steps on batches of 2 up to DDP's float summation order (as in test_training's DDP test)."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command = lambda out, *extra: train_command(small_embedded, out, *extra)[1:]  # noqa: E731
+    ddp = subprocess.run([*torchrun, *command(tmp_path / "split", "--batch-size", "1", "--stop-after", "2")],
+                         capture_output=True, text=True, env=ENV)  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    refused = subprocess.run(train_command(small_embedded, tmp_path / "split", "--batch-size", "1", "--resume"),
+                             capture_output=True, text=True, env=ENV)  # fmt: skip
+    assert refused.returncode == 2 and "global batch" in refused.stderr  # 1 x 1 is not the global batch 2 x 1
+    resumed = subprocess.run(train_command(small_embedded, tmp_path / "split", "--batch-size", "2", "--resume"),
+                             capture_output=True, text=True, env=ENV)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f" 2/{STEPS} [" in resumed.stderr  # continued from the DDP checkpoint, not from scratch
+    single = subprocess.run(train_command(small_embedded, tmp_path / "single", "--batch-size", "2", "--stop-after",
+                                          "2"), capture_output=True, text=True, env=ENV)  # fmt: skip
+    assert single.returncode == 0, single.stderr[-2000:]
+    at_two = torch.load(tmp_path / "single" / "last.pt", map_location="cpu", weights_only=True)["model"]
+    single = subprocess.run(train_command(small_embedded, tmp_path / "single", "--batch-size", "2", "--resume"),
+                            capture_output=True, text=True, env=ENV)  # fmt: skip
+    assert single.returncode == 0, single.stderr[-2000:]
+    load = lambda run: torch.load(tmp_path / run / "last.pt", map_location="cpu", weights_only=True)  # noqa: E731
+    split, reference = load("split"), load("single")
+    assert split["step"] == reference["step"] == STEPS
+
+    def norm(tensors):
+        return torch.sqrt(sum(t.double().pow(2).sum() for t in tensors)).item()
+
+    update = norm(reference["model"][k] - at_two[k] for k in at_two)  # what steps 3..STEPS changed
+    gap = norm(split["model"][k] - reference["model"][k] for k in at_two)
+    assert update > 0 and gap < 0.05 * update, (gap, update)

@@ -78,6 +78,13 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+def global_batch_config(train_config: dict, world: int) -> dict:
+    """A training config with the per-process batch replaced by the global one (``batch_size x world``): what
+    a resume must match, so a run may continue under another number of ranks on the same global batch."""
+    record = plain_values(train_config)
+    return record | {"batch_size": record["batch_size"] * world}
+
+
 def make_batch(
     dataset: SliceDataset,
     indices: list[int],
@@ -209,6 +216,7 @@ class Trainer:
             if self.ema
             else None,
             "step": self.step,
+            "world": self.world,
             "accumulate": self.request.accumulate,
             "best_val_ssim": self.best,
             "data_hash": self.data_hash,
@@ -231,8 +239,13 @@ class Trainer:
 
     def _restore(self, path: Path) -> None:
         payload = load_checkpoint(path, self.request.method, self.method.config_record())
-        if plain_values(payload["train_config"]) != plain_values(asdict(self.config)):
-            raise BenchmarkError(f"{path} was written with a different training config; use another --out")
+        if global_batch_config(payload["train_config"], payload.get("world", 1)) != global_batch_config(
+            asdict(self.config), self.world
+        ):
+            raise BenchmarkError(
+                f"{path} was written with a different training config (under another number of ranks, keep the "
+                "global batch: --batch-size x ranks); use another --out"
+            )
         self.model.load_state_dict(payload["model"])
         for name, module in self.modules.items():
             if name != "model":
