@@ -163,7 +163,7 @@ def _report(args: argparse.Namespace) -> None:
 
     out = Path(args.out) if args.out else Path("reports") / Path(args.run_dir).name
     options = dict(with_paper=args.with_paper, slice_choice=args.slice, error_maps=args.error_maps,
-                   with_stats=args.stats, reference=args.reference)  # fmt: skip
+                   with_stats=args.stats, reference=args.reference, seed_runs=tuple(args.seed_runs))  # fmt: skip
     writer = write_sweep_report if is_sweep(args.run_dir) else write_report
     written = writer(args.run_dir, out, args.scoring, **options)
     for path in written:
@@ -424,6 +424,14 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
         "Wilcoxon p and Holm-adjusted p per cell)",
     )
     report.add_argument("--reference", help="method every other is tested against (default: the best of each column)")
+    report.add_argument(
+        "--seed-runs",
+        nargs="+",
+        default=(),
+        metavar="RUN",
+        help="runs of one method of RUN_DIR with checkpoints trained from other seeds: writes seeds.md (its means "
+        "per seed beside the gaps to the other methods)",
+    )
     report.set_defaults(handler=_report)
 
 

@@ -76,6 +76,8 @@ class Method(ABC):
     training_setting: dict | None = None
     #: The loaded checkpoint's provenance (source checkpoints, substitutions); recorded in run metadata.
     checkpoint_provenance: dict | None = None
+    #: The seed the loaded checkpoint was trained with (``None``: nothing learned); training-noise reports.
+    training_seed: int | None = None
     #: A guess of one slice's cost (reconstruction and scoring) relative to a cheap network's; only balances the
     #: ranks of a sharded run, never changes a number.
     relative_cost: ClassVar[float] = 1.0
@@ -115,6 +117,7 @@ class Method(ABC):
             "training_setting": self.training_setting,
             "estimates_own_maps": self.estimates_own_maps,
             "checkpoint_provenance": self.checkpoint_provenance,
+            "training_seed": self.training_seed,
         }
 
 
@@ -149,6 +152,7 @@ class LearnedMethod(Method):
             self.model.load_state_dict(payload["ema"] if payload.get("ema") is not None else payload["model"])
             self.training_setting = payload["training_setting"]
             self.checkpoint_provenance = payload.get("provenance")
+            self.training_seed = payload["train_config"].get("seed")
             self.model.eval()
 
     @classmethod

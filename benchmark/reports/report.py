@@ -14,6 +14,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path
 from benchmark.reports.figures import plot_comparison, plot_masks
 from benchmark.reports.render import to_latex, to_markdown
+from benchmark.reports.seeds import seed_spread, write_seed_report
 from benchmark.reports.significance import annotate, mask_stats
 from benchmark.reports.tables import (
     MASK_METRICS,
@@ -118,11 +119,14 @@ def write_report(
     error_maps: bool = False,
     with_stats: bool = False,
     reference: str | None = None,
+    seed_runs: tuple[str | Path, ...] = (),
 ) -> list[Path]:
     """Write tables (mean and mean ± std, markdown and LaTeX; with ``with_stats`` also the per-mask tables
-    with 95 % intervals and ``stats.csv``) and figures; returns the files written."""
+    with 95 % intervals and ``stats.csv``; with ``seed_runs`` the training-noise table ``seeds.md``) and
+    figures; returns the files written."""
     run_dir, out = Path(run_dir), Path(out)
     table, metadata = load_run(run_dir)
+    seeded = [(*load_run(path), load_volume_table(path)) for path in seed_runs]
     tables, stats = build_tables(table, metadata, scoring, with_paper, load_volume_table(run_dir), reference)
     preface = (
         f"Run `{run_dir}` (config {metadata['config_hash']}, data {metadata['data_hash'][:16]}, "
@@ -143,6 +147,12 @@ def write_report(
         with atomic_path(out / "stats.csv") as tmp:
             stats.to_csv(tmp, index=False)
         written.append(out / "stats.csv")
+    if seeded:
+        runs = [(images, volumes, meta) for images, meta, volumes in seeded]
+        spread = seed_spread((table, load_volume_table(run_dir), metadata), runs, scoring)
+        sources = ", ".join(f"`{path}`" for path in seed_runs)
+        statement = data_statement(metadata, scoring)
+        written.append(write_seed_report(out / "seeds.md", spread, f"Runs `{run_dir}` and {sources}. {statement}"))
     written.append(plot_masks(out / "masks.png", seed=0))
     contrast = "T1" if "T1" in set(table["contrast"]) else table["contrast"].iloc[0]
     for mask in [m for m in MASK_ORDER if m in set(table["mask"])]:
