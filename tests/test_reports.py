@@ -170,10 +170,12 @@ def test_figure_has_one_panel_per_method_plus_truth(tmp_path):
 
 @pytest.fixture(scope="module")
 def small_run(ci_embedded, tmp_path_factory):
-    """Every shipped method at the setting its checkpoint was trained at (256 x 256, R = 32), 2 slices."""
+    """Every shipped method at the setting its checkpoint was trained at (256 x 256, R = 32), 2 slices; the
+    diffusion baselines with their tiny profiles' short samplers (DiffuseRecon 2 x 20 coarse + 4 refinement
+    steps, MDPG 10 DDIM steps)."""
     out = tmp_path_factory.mktemp("run") / "ci-small"
     methods = ("zero_filled", "cs_wavelet", "unet", "swinunet", "e2evarnet", "recurrentvarnet", "mambarecon",
-               "nasp-base", "nasp", "nasp-nocross", "nasp-frozenenc", "nasp-flat")  # every shipped method  # fmt: skip
+               "diffuserecon", "mdpg", "nasp-base", "nasp", "nasp-nocross", "nasp-frozenenc", "nasp-flat")  # fmt: skip
     config = RunConfig(methods=methods, masks=MASKS, contrasts=("T1", "T2", "FLAIR"),
                        data=ci_embedded, out=out, device="cpu", load=LoadOptions(size=(256, 256)))  # fmt: skip
     run_benchmark(config)
