@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark harness for extreme-acceleration (R=32) multi-coil MRI reconstruction.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    builders = (_add_prepare, _add_run, _add_train, _add_methods, _add_report, _add_check, _add_weights, _add_masks)
+    builders = (_add_prepare, _add_run, _add_train, _add_methods, _add_report, _add_check, _add_weights, _add_masks,
+                _add_perf)  # fmt: skip
     for add_command in builders:
         add_command(commands)
     return parser
@@ -479,6 +480,43 @@ def _add_masks(commands: argparse._SubParsersAction) -> None:
     masks.add_argument("--shape", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
     masks.add_argument("--seed", type=int, default=0)
     masks.set_defaults(handler=_masks)
+
+
+def _add_perf(commands: argparse._SubParsersAction) -> None:
+    perf = commands.add_parser(
+        "perf",
+        help="time every method the same way: s/image, images/s, memory, parameters, FLOPs, fraction of peak",
+        description="Per method and batch size: seconds per image (median, min, max over --repeats after "
+        "--warmup untimed calls; CUDA events on a GPU), images/s, peak GPU memory, parameters, FLOPs per image "
+        "(torch's FLOP counter) and the fraction of a matmul peak this command measures. --profile paper times "
+        "random weights. Writes a tidy CSV (default results/perf/<profile>-<device>.csv).",
+    )
+    perf.add_argument("--methods", required=True, help="comma-separated method names")
+    perf.add_argument("--profile", default="tiny", choices=["tiny", "paper"])
+    perf.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
+    perf.add_argument("--device", default="auto")
+    perf.add_argument("--repeats", type=int, default=5)
+    perf.add_argument("--warmup", type=int, default=1)
+    perf.add_argument("--data", help="dataset directory whose first test volume is the input (default: embedded)")
+    perf.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    perf.add_argument("--out", help="output CSV")
+    perf.set_defaults(handler=_perf)
+
+
+def _perf(args: argparse.Namespace) -> None:
+    from benchmark.perf import PerfRequest, run_perf
+    from benchmark.runner.environment import resolve_device
+
+    device = resolve_device(args.device)
+    out = Path(args.out) if args.out else Path("results/perf") / f"{args.profile}-{device.type}.csv"
+    request = PerfRequest(methods=tuple(_split(args.methods)), data=_resolve_data(args.data), out=out,
+                          profile=args.profile, batches=_counts(args.batch, "--batch"), device=device,
+                          repeats=args.repeats, warmup=args.warmup, size=tuple(args.size))  # fmt: skip
+    table = run_perf(request)
+    shown = ["method", "batch", "s_per_image", "images_per_s", "parameters", "flops_per_image", "fraction_of_peak"]
+    print(table[shown].to_string(index=False))
+    print(f"weights: {', '.join(sorted(set(table['weights'])))}; peak measured: "
+          f"{table['measured_peak_flops'].iloc[0] / 1e9:.1f} GFLOP/s; table: {out}")  # fmt: skip
 
 
 def _os_error_line(error: OSError) -> str:

@@ -157,7 +157,8 @@ def test_perf_swinunet_mambarecon(benchmark, name, phase):
 
 
 def test_flop_counter_counts_a_linear_layer_and_the_kv_cache_saves_work():
-    from methods.nasp.size import count_flops, nasp_size
+    from benchmark.perf import count_flops
+    from methods.nasp.size import nasp_size
 
     layer = torch.nn.Linear(64, 32)
     assert count_flops(layer, torch.randn(5, 64)) == 2 * 5 * 64 * 32  # one multiply-add = 2 operations

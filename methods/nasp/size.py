@@ -11,23 +11,12 @@ from __future__ import annotations
 import argparse
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from benchmark.perf import count_flops, parameter_count
 from methods.nasp.config import TOKENIZER_CONFIGS, TRANSFORMER_CONFIGS
 from methods.nasp.decoding import generate
 from methods.nasp.model import NASPModel
 from methods.nasp.tokenizer import AQVAE
-
-
-def parameter_count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def count_flops(function, *args) -> int:
-    """Floating-point operations of one call of ``function(*args)``."""
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        function(*args)
-    return counter.get_total_flops()
 
 
 def nasp_size(profile: str) -> dict[str, float]:
