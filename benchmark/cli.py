@@ -12,10 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+from benchmark.cli_args import add_scoring, int_list, resolve_data, resolve_scoring, split_list
+from benchmark.cli_results import add_check, add_perf, add_report
 from benchmark.data.normalization import NORMALIZATIONS
 from benchmark.errors import BenchmarkError
 
-SCORING_PROTOCOLS = ("paper", "fastmri")
 NORMALIZATION_HELP = (
     "measured (default): divide by a scale from the R=32 measurements only; slice_max: by the target's "
     "maximum (the paper authors' pipeline); none"
@@ -32,7 +33,7 @@ def _prepare(args: argparse.Namespace) -> None:
     if args.coil_subset:
         from benchmark.data.subset import coil_subset
 
-        coil_subset(Path(args.coil_subset), root, _counts(args.train_coils), _counts(args.test_coils))
+        coil_subset(Path(args.coil_subset), root, int_list(args.train_coils), int_list(args.test_coils))
         print(f"linked the coil-transfer subset of {args.coil_subset} into {root}")
     elif args.from_fastmri:
         source = Path(args.from_fastmri)
@@ -47,13 +48,6 @@ def _prepare(args: argparse.Namespace) -> None:
         print(f"built the embedded dataset at {root}")
     dataset_hash = verify_dataset(root, check_hashes=args.verify)
     print(f"dataset hash {dataset_hash[:16]}…  ({time.perf_counter() - start:.1f} s)")
-
-
-def _counts(text: str, option: str = "coil counts") -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise BenchmarkError(f"{option} must be comma-separated integers, got {text!r}") from None
 
 
 def _masks(args: argparse.Namespace) -> None:
@@ -71,17 +65,17 @@ def _run(args: argparse.Namespace) -> None:
     from benchmark.runner.run import VOLUME_TABLE_FILE
     from benchmark.runner.shard import current_shard
 
-    methods = tuple(_split(args.methods))
-    data = _resolve_data(args.data)
-    accelerations = _counts(args.acceleration, "--acceleration")
+    methods = tuple(split_list(args.methods))
+    data = resolve_data(args.data)
+    accelerations = int_list(args.acceleration, "--acceleration")
     name = f"{args.profile}-{'+'.join(methods)}" + (
         f"-R{'-'.join(map(str, accelerations))}" if len(accelerations) > 1 else ""
     )
     out = Path(args.out) if args.out else Path("results/runs") / name
     config = RunConfig(
         methods=methods,
-        masks=tuple(_split(args.masks)),
-        contrasts=tuple(_split(args.contrasts)),
+        masks=tuple(split_list(args.masks)),
+        contrasts=tuple(split_list(args.contrasts)),
         data=data,
         out=out,
         acceleration=accelerations[0],
@@ -156,43 +150,10 @@ def _weights(args: argparse.Namespace) -> None:
     print("  stlpips_alex: weights ship with stlpips-pytorch (always available)")
 
 
-def _report(args: argparse.Namespace) -> None:
-    from benchmark.reports.report import write_report
-    from benchmark.reports.sweep import write_sweep_report
-    from benchmark.runner.sweep import is_sweep
-
-    out = Path(args.out) if args.out else Path("reports") / Path(args.run_dir).name
-    options = dict(with_paper=args.with_paper, slice_choice=args.slice, error_maps=args.error_maps,
-                   with_stats=args.stats, reference=args.reference, seed_runs=tuple(args.seed_runs))  # fmt: skip
-    writer = write_sweep_report if is_sweep(args.run_dir) else write_report
-    written = writer(args.run_dir, out, args.scoring, **options)
-    for path in written:
-        print(f"wrote {path}")
-
-
-def _check(args: argparse.Namespace) -> None:
-    from benchmark.reports.drift import compare, load_baseline, write_baseline
-    from benchmark.reports.report import load_run
-
-    table, metadata = load_run(args.run_dir)
-    if args.update:
-        origin = {key: metadata[key] for key in ("config_hash", "data_hash", "git_commit")}
-        print(f"wrote baseline {write_baseline(table, args.baseline, origin)}")
-        return
-    baseline = load_baseline(args.baseline)
-    problems = compare(table, baseline)
-    if problems:
-        print(f"{len(problems)} metric(s) drifted from {args.baseline}:", file=sys.stderr)
-        for line in problems:
-            print(f"  {line}", file=sys.stderr)
-        raise SystemExit(1)
-    print(f"no drift: {len(baseline['means'])} means within tolerance of {args.baseline}")
-
-
 def _train(args: argparse.Namespace) -> None:
     from benchmark.training.loop import PATTERNS, TrainRequest, train
 
-    data = _resolve_data(args.data)
+    data = resolve_data(args.data)
     run_name = "-".join(filter(None, (args.method, args.stage, args.profile)))
     out = Path(args.out) if args.out else Path("results/training") / run_name
     request = TrainRequest(
@@ -200,7 +161,7 @@ def _train(args: argparse.Namespace) -> None:
         profile=args.profile,
         data=data,
         out=out,
-        masks=tuple(_split(args.masks)) if args.masks else PATTERNS,
+        masks=tuple(split_list(args.masks)) if args.masks else PATTERNS,
         device=args.device,
         resume=args.resume,
         steps=args.steps,
@@ -218,19 +179,6 @@ def _train(args: argparse.Namespace) -> None:
     print(f"best checkpoint: {best}")
 
 
-def _resolve_data(requested: str | None) -> Path:
-    """The dataset directory: a given one must exist; the default embedded one is built when missing."""
-    from benchmark.data import build_embedded, default_data_root
-
-    data = Path(requested) if requested else default_data_root()
-    if not data.exists():
-        if requested:
-            raise BenchmarkError(f"data directory {data} does not exist")
-        print(f"no dataset at {data}: building the embedded default (about a minute)")
-        build_embedded(data)
-    return data
-
-
 def _checkpoint_pair(text: str) -> tuple[str, Path]:
     method, sep, path = text.partition("=")
     if not sep or not method or not path:
@@ -240,38 +188,14 @@ def _checkpoint_pair(text: str) -> tuple[str, Path]:
     return method.strip(), Path(path)
 
 
-def _add_scoring(parser: argparse.ArgumentParser, shown: str) -> None:
-    """``--scoring`` and its deprecated alias ``--protocol`` (resolved by ``_resolve_scoring``)."""
-    parser.add_argument("--scoring", choices=SCORING_PROTOCOLS, help=f"scoring protocol for {shown} (default: paper)")
-    parser.add_argument(
-        "--protocol", dest="deprecated_protocol", choices=SCORING_PROTOCOLS, help="deprecated alias of --scoring"
-    )
-
-
-def _resolve_scoring(args: argparse.Namespace) -> None:
-    """Fill ``args.scoring`` from ``--scoring`` or the deprecated ``--protocol`` (one warning line on stderr)."""
-    if not hasattr(args, "scoring"):
-        return
-    old = args.deprecated_protocol
-    if old is not None:
-        print("warning: --protocol is deprecated; use --scoring", file=sys.stderr)
-        if args.scoring is not None and args.scoring != old:
-            raise BenchmarkError(f"--scoring {args.scoring} and --protocol {old} disagree; give --scoring only")
-    args.scoring = args.scoring or old or "paper"
-
-
-def _split(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark",
         description="Benchmark harness for extreme-acceleration (R=32) multi-coil MRI reconstruction.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    builders = (_add_prepare, _add_run, _add_train, _add_methods, _add_report, _add_check, _add_weights, _add_masks,
-                _add_perf)  # fmt: skip
+    builders = (_add_prepare, _add_run, _add_train, _add_methods, add_report, add_check, _add_weights, _add_masks,
+                add_perf)  # fmt: skip
     for add_command in builders:
         add_command(commands)
     return parser
@@ -338,7 +262,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"), help="image size (256 256)")
     run.add_argument("--batch-size", type=int, default=8, help="slices per reconstruct call (default 8)")
     run.add_argument("--seed", type=int, default=0, help="seed for stochastic methods (default 0)")
-    _add_scoring(run, "the summary's PSNR/SSIM")
+    add_scoring(run, "the summary's PSNR/SSIM")
     run.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
     run.add_argument(
         "--checkpoint",
@@ -405,50 +329,6 @@ def _add_methods(commands: argparse._SubParsersAction) -> None:
     methods.set_defaults(handler=_methods)
 
 
-def _add_report(commands: argparse._SubParsersAction) -> None:
-    report = commands.add_parser(
-        "report",
-        help="write the paper's tables (markdown, LaTeX) and figure grids for a run",
-        description="Tables 1-5 and Supp. Tables 1-2 from RUN_DIR/metrics.csv (mean, and mean ± std in "
-        "tables_std.*), the mask figure, and one comparison grid per mask.",
-    )
-    report.add_argument("run_dir", help="a finished run directory")
-    report.add_argument("--out", help="output folder (default: reports/<run name>)")
-    _add_scoring(report, "the tables' PSNR/SSIM")
-    report.add_argument("--with-paper", action="store_true", help="print the paper's published numbers beside ours")
-    report.add_argument("--slice", help="slice for the figures as FILE.h5:INDEX (default: most informative)")
-    report.add_argument("--error-maps", action="store_true", help="add an error-map row to the figures")
-    report.add_argument(
-        "--stats",
-        action="store_true",
-        help="also write tables_ci.md/.tex (95%% subject-bootstrap intervals) and stats.csv (means, intervals, "
-        "Wilcoxon p and Holm-adjusted p per cell)",
-    )
-    report.add_argument("--reference", help="method every other is tested against (default: the best of each column)")
-    report.add_argument(
-        "--seed-runs",
-        nargs="+",
-        default=(),
-        metavar="RUN",
-        help="runs of one method of RUN_DIR with checkpoints trained from other seeds: writes seeds.md (its means "
-        "per seed beside the gaps to the other methods)",
-    )
-    report.set_defaults(handler=_report)
-
-
-def _add_check(commands: argparse._SubParsersAction) -> None:
-    check = commands.add_parser(
-        "check",
-        help="fail when a run's metric means drift from a stored baseline",
-        description="Compare every (method, mask, contrast, metric) mean with the baseline; exit 1 naming each "
-        "that moved more than its tolerance. --update rewrites the baseline from this run, on purpose.",
-    )
-    check.add_argument("run_dir", help="a finished run directory")
-    check.add_argument("--baseline", required=True, help="baseline JSON, e.g. results/baselines/ci-small.json")
-    check.add_argument("--update", action="store_true", help="rewrite the baseline from this run")
-    check.set_defaults(handler=_check)
-
-
 def _add_weights(commands: argparse._SubParsersAction) -> None:
     weights = commands.add_parser(
         "weights",
@@ -482,43 +362,6 @@ def _add_masks(commands: argparse._SubParsersAction) -> None:
     masks.set_defaults(handler=_masks)
 
 
-def _add_perf(commands: argparse._SubParsersAction) -> None:
-    perf = commands.add_parser(
-        "perf",
-        help="time every method the same way: s/image, images/s, memory, parameters, FLOPs, fraction of peak",
-        description="Per method and batch size: seconds per image (median, min, max over --repeats after "
-        "--warmup untimed calls; CUDA events on a GPU), images/s, peak GPU memory, parameters, FLOPs per image "
-        "(torch's FLOP counter) and the fraction of a matmul peak this command measures. --profile paper times "
-        "random weights. Writes a tidy CSV (default results/perf/<profile>-<device>.csv).",
-    )
-    perf.add_argument("--methods", required=True, help="comma-separated method names")
-    perf.add_argument("--profile", default="tiny", choices=["tiny", "paper"])
-    perf.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
-    perf.add_argument("--device", default="auto")
-    perf.add_argument("--repeats", type=int, default=5)
-    perf.add_argument("--warmup", type=int, default=1)
-    perf.add_argument("--data", help="dataset directory whose first test volume is the input (default: embedded)")
-    perf.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
-    perf.add_argument("--out", help="output CSV")
-    perf.set_defaults(handler=_perf)
-
-
-def _perf(args: argparse.Namespace) -> None:
-    from benchmark.perf import PerfRequest, run_perf
-    from benchmark.runner.environment import resolve_device
-
-    device = resolve_device(args.device)
-    out = Path(args.out) if args.out else Path("results/perf") / f"{args.profile}-{device.type}.csv"
-    request = PerfRequest(methods=tuple(_split(args.methods)), data=_resolve_data(args.data), out=out,
-                          profile=args.profile, batches=_counts(args.batch, "--batch"), device=device,
-                          repeats=args.repeats, warmup=args.warmup, size=tuple(args.size))  # fmt: skip
-    table = run_perf(request)
-    shown = ["method", "batch", "s_per_image", "images_per_s", "parameters", "flops_per_image", "fraction_of_peak"]
-    print(table[shown].to_string(index=False))
-    print(f"weights: {', '.join(sorted(set(table['weights'])))}; peak measured: "
-          f"{table['measured_peak_flops'].iloc[0] / 1e9:.1f} GFLOP/s; table: {out}")  # fmt: skip
-
-
 def _os_error_line(error: OSError) -> str:
     """``PATH: problem``; ``mkdir`` on a path that is a file says "File exists", which reads as no problem."""
     name = error.filename or ""
@@ -530,7 +373,7 @@ def _os_error_line(error: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        _resolve_scoring(args)
+        resolve_scoring(args)
         args.handler(args)
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
