@@ -16,7 +16,8 @@ def _report(args: argparse.Namespace) -> None:
 
     out = Path(args.out) if args.out else Path("reports") / Path(args.run_dir).name
     options = dict(with_paper=args.with_paper, slice_choice=args.slice, error_maps=args.error_maps,
-                   with_stats=args.stats, reference=args.reference, seed_runs=tuple(args.seed_runs))  # fmt: skip
+                   with_stats=args.stats, reference=args.reference, seed_runs=tuple(args.seed_runs),
+                   perf=args.perf)  # fmt: skip
     writer = write_sweep_report if is_sweep(args.run_dir) else write_report
     written = writer(args.run_dir, out, args.scoring, **options)
     for path in written:
@@ -70,6 +71,7 @@ def add_report(commands: argparse._SubParsersAction) -> None:
         help="runs of one method of RUN_DIR with checkpoints trained from other seeds: writes seeds.md (its means "
         "per seed beside the gaps to the other methods)",
     )
+    report.add_argument("--perf", metavar="CSV", help="a `benchmark perf` table: adds the throughput table")
     report.set_defaults(handler=_report)
 
 
@@ -93,7 +95,8 @@ def add_perf(commands: argparse._SubParsersAction) -> None:
         description="Per method and batch size: seconds per image (median, min, max over --repeats after "
         "--warmup untimed calls; CUDA events on a GPU), images/s, peak GPU memory, parameters, FLOPs per image "
         "(torch's FLOP counter) and the fraction of a matmul peak this command measures. --profile paper times "
-        "random weights. Writes a tidy CSV (default results/perf/<profile>-<device>.csv).",
+        "random weights. Writes a tidy CSV (default results/perf/<profile>-<device>.csv); `report RUN --perf CSV` "
+        "adds it to the report's runtime table.",
     )
     perf.add_argument("--methods", required=True, help="comma-separated method names")
     perf.add_argument("--profile", default="tiny", choices=["tiny", "paper"])
@@ -104,6 +107,14 @@ def add_perf(commands: argparse._SubParsersAction) -> None:
     perf.add_argument("--data", help="dataset directory whose first test volume is the input (default: embedded)")
     perf.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
     perf.add_argument("--out", help="output CSV")
+    perf.add_argument("--switches", nargs="?", const="all", default="", metavar="NAMES",
+                      help="also time these speed switches (comma-separated; all without names) flipped alone, "
+                      "with the output's largest relative change (NASP: kv_cache, sdpa, bf16, compile)")  # fmt: skip
+    perf.add_argument(
+        "--with-scoring",
+        action="store_true",
+        help="also time scoring (PSNR/SSIM/NMSE): batched torch on the device vs skimage per slice",
+    )
     perf.set_defaults(handler=_perf)
 
 
@@ -115,9 +126,11 @@ def _perf(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else Path("results/perf") / f"{args.profile}-{device.type}.csv"
     request = PerfRequest(methods=tuple(split_list(args.methods)), data=resolve_data(args.data), out=out,
                           profile=args.profile, batches=int_list(args.batch, "--batch"), device=device,
-                          repeats=args.repeats, warmup=args.warmup, size=tuple(args.size))  # fmt: skip
+                          repeats=args.repeats, warmup=args.warmup, size=tuple(args.size),
+                          switches=tuple(split_list(args.switches)), time_scoring=args.with_scoring)  # fmt: skip
     table = run_perf(request)
-    shown = ["method", "batch", "s_per_image", "images_per_s", "parameters", "flops_per_image", "fraction_of_peak"]
+    shown = ["method", "setting", "batch", "s_per_image", "images_per_s", "parameters", "flops_per_image",
+             "fraction_of_peak", "max_rel_difference"]  # fmt: skip
     print(table[shown].to_string(index=False))
-    print(f"weights: {', '.join(sorted(set(table['weights'])))}; peak measured: "
+    print(f"weights: {', '.join(sorted(set(table['weights'].dropna())))}; peak measured: "
           f"{table['measured_peak_flops'].iloc[0] / 1e9:.1f} GFLOP/s; table: {out}")  # fmt: skip

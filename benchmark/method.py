@@ -81,6 +81,9 @@ class Method(ABC):
     #: A guess of one slice's cost (reconstruction and scoring) relative to a cheap network's; only balances the
     #: ranks of a sharded run, never changes a number.
     relative_cost: ClassVar[float] = 1.0
+    #: Inference fast-path switches (name -> default), each another way to compute the reconstruction;
+    #: ``benchmark perf --switches`` times every one flipped. Empty for methods without any.
+    speed_switches: ClassVar[dict[str, bool]] = {}
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
@@ -95,6 +98,15 @@ class Method(ABC):
         self.config = self.configs[profile]
         self.device = device
         self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.switches = dict(self.speed_switches)
+
+    def set_speed_switches(self, **values: bool) -> None:
+        """Turn fast-path switches on or off (names from ``speed_switches``)."""
+        unknown = sorted(set(values) - set(self.speed_switches))
+        if unknown:
+            known = ", ".join(self.speed_switches) or "none"
+            raise InputError(f"{self.name}: unknown speed switch {', '.join(unknown)}; known: {known}")
+        self.switches.update({name: bool(value) for name, value in values.items()})
 
     @abstractmethod
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
@@ -154,6 +166,14 @@ class LearnedMethod(Method):
             self.checkpoint_provenance = payload.get("provenance")
             self.training_seed = payload["train_config"].get("seed")
             self.model.eval()
+
+    @classmethod
+    def for_timing(cls, profile: str, device: torch.device) -> LearnedMethod:
+        """Random weights of ``profile`` in inference mode, for ``benchmark perf`` (no method here stops early,
+        so the cost does not depend on the weights' values)."""
+        method = cls(profile, device, for_training=True)
+        method.train_mode(False)
+        return method
 
     @classmethod
     def shipped_checkpoint(cls, profile: str) -> Path:

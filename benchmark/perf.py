@@ -12,10 +12,15 @@ so a method's count is a lower bound and 0 for cs_wavelet); and the achieved fra
 measures itself (the median FLOP/s of a 2048² float32 matmul on the same device), not a datasheet's.
 
 ``--profile tiny`` times the shipped checkpoints. ``--profile paper`` times random weights of the paper's sizes
-(the output says so): no method here stops early, so its cost does not depend on the weights' values. A method
-whose paper profile is built on an earlier stage's checkpoint (NASP, MDPG) cannot be assembled without it and
-is refused with one line. ``methods.nasp.size`` counts NASP's paper-profile parameters and FLOPs on random
-weights without checkpoints.
+(the output says so): no method here stops early, so its cost does not depend on the weights' values. NASP
+builds on a random tokenizer for this (``for_timing``); a method whose paper profile needs an earlier stage's
+checkpoint and has no such stand-in (MDPG) is refused with one line.
+
+``--switches [NAMES]`` times, for a method with speed switches (``Method.speed_switches``; NASP: KV cache,
+fused attention, bf16 autocast, ``torch.compile``), the defaults and then each named switch (all, without
+names) flipped alone, side by side in one run. Each row records the largest change of the batch-1 output's
+magnitude relative to the defaults' maximum (0: the switch computes the same image). FLOPs are counted eagerly
+(the compiled graph does the same work). ``--with-scoring`` adds the scoring paths (``benchmark.perf_scoring``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from benchmark.data.normalization import measured_volume_scale
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path
 from benchmark.method import LearnedMethod, Method, ReconBatch
+from benchmark.perf_scoring import scoring_rows
 from benchmark.registry import check_method_name, get_method_class
 from benchmark.runner.environment import Timer, device_name
 from benchmark.runner.units import Unit, load_volume, volume_masks
@@ -52,6 +58,8 @@ class PerfRequest:
     repeats: int = 5
     warmup: int = 1
     size: tuple[int, int] = (256, 256)
+    switches: tuple[str, ...] = ()  # speed switches to time flipped alone, each method's that it has; "all"
+    time_scoring: bool = False  # also time the scoring paths (``benchmark.perf_scoring``)
 
 
 def parameter_count(module: torch.nn.Module) -> int:
@@ -84,10 +92,9 @@ def build_for_timing(name: str, profile: str, device: torch.device) -> tuple[Met
         method = cls(profile, device)
         return method, f"shipped {method.checkpoint}" if getattr(method, "checkpoint", None) else "none (classical)"
     try:
-        method = cls(profile, device, for_training=True)
+        method = cls.for_timing(profile, device)
     except BenchmarkError as error:  # built on an earlier stage's checkpoint, which is not there
         raise BenchmarkError(f"{name}: cannot assemble the {profile} profile on random weights: {error}") from None
-    method.train_mode(False)
     return method, "random (timing only)"
 
 
@@ -104,6 +111,13 @@ def perf_batch(volume: dict, batch_size: int, device: torch.device) -> ReconBatc
     )
 
 
+def scoring_images(volume: dict, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-filled and target magnitudes ``(B, H, W)`` of the perf batch: what the scoring paths are timed on."""
+    batch = perf_batch(volume, batch_size, device)
+    take = torch.arange(batch_size) % volume["target"].shape[0]
+    return batch.operator().adjoint(batch.kspace).abs(), volume["target"][take].to(device)
+
+
 def time_method(method: Method, batch: ReconBatch, repeats: int, warmup: int) -> list[float]:
     """Seconds per image of ``repeats`` timed ``reconstruct`` calls after ``warmup`` untimed ones."""
     images = batch.mask.shape[0]
@@ -118,22 +132,30 @@ def time_method(method: Method, batch: ReconBatch, repeats: int, warmup: int) ->
     return seconds
 
 
-def run_perf(request: PerfRequest) -> pd.DataFrame:
-    """The tidy perf table (one row per method and batch size), also written to ``request.out``."""
-    for name in request.methods:
-        check_method_name(name)
-    if min(request.batches) < 1 or request.repeats < 1 or request.warmup < 0:
-        raise BenchmarkError("--batch values and --repeats must be >= 1 and --warmup >= 0")
-    files = dataset_files(request.data, "test", ("T1", "T2", "FLAIR"))
-    if not files:
-        raise BenchmarkError(f"no test volumes in {request.data}")
-    volume = load_volume(files[0], LoadOptions(size=request.size)) | {"file": files[0].name}
-    peak = measured_peak_flops(request.device)
-    rows = []
-    for name in request.methods:
-        method, weights = build_for_timing(name, request.profile, request.device)
-        network = getattr(method, "model", None)
-        flops = count_flops(method.reconstruct, perf_batch(volume, 1, request.device))
+def switch_settings(method: Method, flip: tuple[str, ...]) -> list[tuple[str, dict[str, bool]]]:
+    """``(label, switches)``: the defaults, then each of the method's switches named in ``flip`` (or all of
+    them for ``"all"``) flipped alone."""
+    settings = [("default", dict(method.speed_switches))]
+    for name, default in method.speed_switches.items():
+        if name in flip or "all" in flip:
+            settings.append((f"{name}={'off' if default else 'on'}", method.speed_switches | {name: not default}))
+    return settings
+
+
+def method_rows(request: PerfRequest, name: str, volume: dict, peak: float) -> list[dict]:
+    """One row per (switch setting, batch size) of one method."""
+    method, weights = build_for_timing(name, request.profile, request.device)
+    network = getattr(method, "model", None)
+    probe = perf_batch(volume, 1, request.device)
+    rows, reference = [], None
+    for label, switches in switch_settings(method, request.switches):
+        method.set_speed_switches(**(switches | {"compile": False} if "compile" in switches else switches))
+        flops = count_flops(method.reconstruct, probe)  # counted eagerly: the compiled graph does the same work
+        method.set_speed_switches(**switches)
+        with torch.no_grad():
+            output = method.reconstruct(probe).abs().float()
+        reference = output if reference is None else reference
+        difference = ((output - reference).abs().max() / reference.abs().max()).item()
         for batch_size in request.batches:
             batch = perf_batch(volume, batch_size, request.device)
             if request.device.type == "cuda":
@@ -142,13 +164,41 @@ def run_perf(request: PerfRequest) -> pd.DataFrame:
             median = statistics.median(seconds)
             memory = torch.cuda.max_memory_allocated(request.device) if request.device.type == "cuda" else float("nan")
             rows.append(
-                dict(method=name, profile=request.profile, weights=weights, device=device_name(request.device),
-                     batch=batch_size, s_per_image=median, s_per_image_min=min(seconds),
-                     s_per_image_max=max(seconds), images_per_s=1 / median, peak_memory_bytes=memory,
-                     parameters=parameter_count(network) if network is not None else 0, flops_per_image=flops,
-                     measured_peak_flops=peak, fraction_of_peak=flops / median / peak,
-                     repeats=request.repeats, warmup=request.warmup)
+                dict(method=name, setting=label, switches=_switch_text(switches), profile=request.profile,
+                     weights=weights, device=device_name(request.device), batch=batch_size, s_per_image=median,
+                     s_per_image_min=min(seconds), s_per_image_max=max(seconds), images_per_s=1 / median,
+                     peak_memory_bytes=memory, parameters=parameter_count(network) if network is not None else 0,
+                     flops_per_image=flops, measured_peak_flops=peak, fraction_of_peak=flops / median / peak,
+                     max_rel_difference=difference, repeats=request.repeats, warmup=request.warmup)
             )  # fmt: skip
+    return rows
+
+
+def _switch_text(switches: dict[str, bool]) -> str:
+    return ",".join(f"{name}={int(on)}" for name, on in switches.items()) or "none"
+
+
+def run_perf(request: PerfRequest) -> pd.DataFrame:
+    """The tidy perf table (one row per method, switch setting and batch size; with ``request.time_scoring``
+    also the scoring paths'), also written to ``request.out``."""
+    for name in request.methods:
+        check_method_name(name)
+    if min(request.batches) < 1 or request.repeats < 1 or request.warmup < 0:
+        raise BenchmarkError("--batch values and --repeats must be >= 1 and --warmup >= 0")
+    known = {name for method in request.methods for name in get_method_class(method).speed_switches}
+    unknown = sorted(set(request.switches) - known - {"all"})
+    if unknown:
+        raise BenchmarkError(f"--switches {','.join(unknown)}: no such switch in {', '.join(request.methods)} "
+                             f"(known: {', '.join(sorted(known)) or 'none'})")  # fmt: skip
+    files = dataset_files(request.data, "test", ("T1", "T2", "FLAIR"))
+    if not files:
+        raise BenchmarkError(f"no test volumes in {request.data}")
+    volume = load_volume(files[0], LoadOptions(size=request.size)) | {"file": files[0].name}
+    peak = measured_peak_flops(request.device)
+    rows = [row for name in request.methods for row in method_rows(request, name, volume, peak)]
+    for batch_size in request.batches if request.time_scoring else ():
+        recon, target = scoring_images(volume, batch_size, request.device)
+        rows += scoring_rows(recon, target, request.repeats, request.warmup)
     table = pd.DataFrame(rows)
     with atomic_path(request.out) as tmp:
         table.to_csv(tmp, index=False)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from methods.nasp.config import TOKENIZER_CONFIGS, TRANSFORMER_CONFIGS
 from methods.nasp.decoding import Sampler, generate, top_k_top_p_filter
 from methods.nasp.model import NASPModel
-from methods.nasp.tokenizer import AQVAE
+from methods.nasp.tokenizer import AQVAE, randomise_codebook
 from methods.nasp.transformer import sincos_2d
 
 TINY_TOKENIZER, TINY = TOKENIZER_CONFIGS["tiny"], TRANSFORMER_CONFIGS["tiny"]
@@ -20,9 +20,7 @@ TINY_TOKENIZER, TINY = TOKENIZER_CONFIGS["tiny"], TRANSFORMER_CONFIGS["tiny"]
 
 def tiny_model(seed: int = 0, tokenizer_config=TINY_TOKENIZER, **changes) -> NASPModel:
     torch.manual_seed(seed)
-    tokenizer = AQVAE(tokenizer_config)
-    book = tokenizer.quantize.codebook._codebook
-    book.embed.normal_(), book.initted.fill_(True)  # a trained codebook, as far as the transformer can tell
+    tokenizer = randomise_codebook(AQVAE(tokenizer_config))  # a trained codebook, as far as the transformer can tell
     return NASPModel(tokenizer, replace(TINY, **changes)).eval()
 
 

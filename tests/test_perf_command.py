@@ -3,6 +3,7 @@ method can be assembled without checkpoints, and one line where it cannot."""
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -52,3 +53,63 @@ def test_perf_times_on_the_gpu_with_peak_memory(small_embedded, tmp_path):
     request = PerfRequest(methods=("unet",), data=small_embedded, out=tmp_path / "gpu.csv", batches=(2,),
                           device=torch.device("cuda"), repeats=2, size=SIZE)  # fmt: skip
     assert run_perf(request)["peak_memory_bytes"].iloc[0] > 0
+
+
+def test_switches_are_timed_one_flip_at_a_time_and_exact_ones_change_nothing(ci_embedded, tmp_path):
+    request = PerfRequest(
+        methods=("zero_filled", "nasp-base"),
+        data=ci_embedded,
+        out=tmp_path / "s.csv",
+        batches=(1,),
+        repeats=1,
+        warmup=0,
+        switches=("kv_cache", "sdpa"),
+    )  # not compile: minutes
+    with pytest.raises(
+        BenchmarkError, match=r"--switches fast: no such switch in zero_filled, nasp-base \(known: bf16"
+    ):
+        run_perf(replace(request, switches=("fast",)))
+    table = run_perf(request).set_index(["method", "setting"])
+    assert list(table.index) == [("zero_filled", "default"), ("nasp-base", "default"),
+                                 ("nasp-base", "kv_cache=off"), ("nasp-base", "sdpa=off")]  # fmt: skip
+    assert table.loc[("nasp-base", "kv_cache=off"), "switches"] == "kv_cache=0,sdpa=1,bf16=0,compile=0"
+    assert (table["max_rel_difference"] < 1e-4).all()  # both compute the same image
+    # Without the cache every scale re-runs the earlier scales' tokens: strictly more work.
+    assert table.loc[("nasp-base", "kv_cache=off"), "flops_per_image"] > table.loc[("nasp-base", "default"),
+                                                                                    "flops_per_image"]  # fmt: skip
+
+
+def test_scoring_paths_are_timed_side_by_side_and_agree_with_skimage(small_embedded, tmp_path):
+    request = PerfRequest(methods=("zero_filled",), data=small_embedded, out=tmp_path / "c.csv", batches=(1, 3),
+                          repeats=2, size=SIZE, time_scoring=True)  # fmt: skip
+    table = run_perf(request)
+    scoring = table[table["method"].str.startswith("scoring")]
+    assert list(zip(scoring["method"], scoring["batch"], strict=True)) == [
+        ("scoring (torch, batched)", 1), ("scoring (skimage, per slice)", 1),
+        ("scoring (torch, batched)", 3), ("scoring (skimage, per slice)", 3)]  # fmt: skip
+    assert (scoring["max_rel_difference"] < 1e-4).all()
+    assert (scoring["images_per_s"] * scoring["s_per_image"]).round(9).eq(1).all()
+
+
+def test_the_report_throughput_table_takes_the_perf_rows_of_the_run_methods(tmp_path):
+    from benchmark.reports.throughput import load_perf, throughput_table
+
+    rows = [dict(method=m, setting=s, batch=b, s_per_image=t, parameters=p, flops_per_image=f,
+                 fraction_of_peak=q, profile="tiny", device="cpu", weights="shipped", measured_peak_flops=1e11)
+            for m, s, b, t, p, f, q in [("unet", "default", 1, 0.5, 2e6, 4e9, 0.08),
+                                        ("unet", "default", 8, 0.1, 2e6, 4e9, 0.4),
+                                        ("unet", "bf16=on", 8, 0.05, 2e6, 4e9, 0.8),
+                                        ("other", "default", 1, 1.0, 1e6, 1e9, 0.01),
+                                        ("other", "default", 8, 1.0, 1e6, 1e9, 0.01)]]  # fmt: skip
+    path = tmp_path / "perf.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    table = throughput_table(load_perf(path), ["zero_filled", "unet"], str(path))
+    assert table.rows == ["unet"]
+    values = table.values.loc["unet"]
+    assert values["runtime|s/image B=1"] == 0.5 and values["runtime|s/image B=8"] == 0.1  # default setting only
+    assert values["runtime|params (M)"] == 2.0 and values["runtime|GFLOP/image"] == 4.0
+    assert values["runtime|% of peak B=8"] == pytest.approx(40.0)
+    assert table.notes == ["not in the perf table: Zero-filled"]
+    pd.DataFrame({"method": ["unet"]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(BenchmarkError, match=r"bad.csv: not a `benchmark perf` table \(missing columns batch"):
+        load_perf(tmp_path / "bad.csv")

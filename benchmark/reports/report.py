@@ -26,6 +26,7 @@ from benchmark.reports.tables import (
     perceptual_table,
     runtime_table,
 )
+from benchmark.reports.throughput import load_perf, throughput_table
 from benchmark.runner.run import RUN_FILE, TABLE_FILE, VOLUME_TABLE_FILE
 from benchmark.runner.units import Unit, read_recon
 
@@ -59,8 +60,10 @@ def build_tables(
     with_paper: bool,
     volumes: pd.DataFrame | None = None,
     reference: str | None = None,
+    perf: str | Path | None = None,
 ) -> tuple[list, pd.DataFrame]:
-    """The report's tables, and the tidy statistics of its per-mask tables (intervals, p-values)."""
+    """The report's tables, and the tidy statistics of its per-mask tables (intervals, p-values); with
+    ``perf`` (a ``benchmark perf`` CSV) also the throughput table."""
     unavailable = unavailable_metrics(metadata)
     masks = [m for m in MASK_ORDER if m in set(table["mask"])]
     tables, stats = [], []
@@ -73,6 +76,8 @@ def build_tables(
     tables.append(ablation_table(table, masks, scoring, unavailable, volumes))
     tables.append(distillation_table(table, masks, scoring, unavailable, volumes))
     tables.append(runtime_table(table))
+    if perf is not None:
+        tables.append(throughput_table(load_perf(perf), list(dict.fromkeys(table["method"])), str(perf)))
     statement = data_statement(metadata, scoring if volumes is not None or scoring == "paper" else "fastmri-images")
     dataset = metadata.get("dataset") or {}
     mismatches = metadata.get("setting_mismatches") or {}
@@ -120,6 +125,7 @@ def write_report(
     with_stats: bool = False,
     reference: str | None = None,
     seed_runs: tuple[str | Path, ...] = (),
+    perf: str | Path | None = None,
 ) -> list[Path]:
     """Write tables (mean and mean ± std, markdown and LaTeX; with ``with_stats`` also the per-mask tables
     with 95 % intervals and ``stats.csv``; with ``seed_runs`` the training-noise table ``seeds.md``) and
@@ -127,7 +133,7 @@ def write_report(
     run_dir, out = Path(run_dir), Path(out)
     table, metadata = load_run(run_dir)
     seeded = [(*load_run(path), load_volume_table(path)) for path in seed_runs]
-    tables, stats = build_tables(table, metadata, scoring, with_paper, load_volume_table(run_dir), reference)
+    tables, stats = build_tables(table, metadata, scoring, with_paper, load_volume_table(run_dir), reference, perf)
     preface = (
         f"Run `{run_dir}` (config {metadata['config_hash']}, data {metadata['data_hash'][:16]}, "
         f"commit {metadata['git_commit'][:12]}, device {metadata['device']}).\n\n"

@@ -35,7 +35,7 @@ from methods.nasp.discriminator import (
 )
 from methods.nasp.levels import LEVELS, from_channels, level_images, to_channels
 from methods.nasp.model import NASPModel
-from methods.nasp.tokenizer import AQVAE, load_var_vqvae
+from methods.nasp.tokenizer import AQVAE, load_var_vqvae, randomise_codebook
 
 #: Optional initialisation from VAR's ``vae_ch160v4096z32.pth`` (paper supp. §9); unset = from scratch.
 VAR_VQVAE_ENV = "NASP_VAR_VQVAE"
@@ -142,6 +142,11 @@ class TransformerStage(LearnedMethod):
     tokenizer_stage: type[TokenizerStage] = TokenizerStage
     #: Replace the output's k-space at the measured samples by the measurements (recorded in ``describe``).
     data_consistency = False
+    #: The fast path (``benchmark perf --switches`` times each flipped): self-attention KV cache with
+    #: cross-attention keys/values once per image, fused attention kernels, bf16 autocast (off by default:
+    #: it changes the argmax decisions, so scores would depend on the device's arithmetic) and
+    #: ``torch.compile`` of the transformer (off by default: minutes of compilation per run on a CPU).
+    speed_switches = {"kv_cache": True, "sdpa": True, "bf16": False, "compile": False}
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
@@ -149,6 +154,17 @@ class TransformerStage(LearnedMethod):
         self._for_training, self._record = for_training, {}
         super().__init__(profile, device, checkpoint, for_training)
         self.generator = torch.Generator(device=device)
+        self._compiled_run = None
+
+    #: Build on a random tokenizer instead of the shipped one (``for_timing`` only).
+    random_tokenizer = False
+
+    @classmethod
+    def for_timing(cls, profile: str, device: torch.device) -> TransformerStage:
+        """Random weights throughout, the tokenizer's too, so a profile without checkpoints can be timed."""
+        method = type(cls.__name__, (cls,), {"random_tokenizer": True})(profile, device, for_training=True)
+        method.train_mode(False)
+        return method
 
     def tokenizer_config(self):
         return self.tokenizer_stage.configs[self.profile]
@@ -158,7 +174,9 @@ class TransformerStage(LearnedMethod):
 
     def build_model(self) -> NASPModel:
         tokenizer = AQVAE(self.tokenizer_config())
-        if self._for_training:  # a trained transformer checkpoint carries its tokenizer's weights itself
+        if self.random_tokenizer:
+            randomise_codebook(tokenizer)
+        elif self._for_training:  # a trained transformer checkpoint carries its tokenizer's weights itself
             path = self.tokenizer_stage.shipped_checkpoint(self.profile)
             stage = self.tokenizer_stage(self.profile, torch.device("cpu"), path)
             tokenizer.load_state_dict(stage.model.state_dict())
@@ -176,8 +194,16 @@ class TransformerStage(LearnedMethod):
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
         self.generator.manual_seed(torch.initial_seed())  # the runner seeds the global RNG per unit
         image, pattern = self._inputs(batch)
-        indices, _ = generate(self.model, image, pattern, self.sampler, self.generator)
-        recon = from_channels(self.model.decode(indices))
+        self.model.transformer.set_fused_attention(self.switches["sdpa"])
+        run = None
+        if self.switches["compile"]:
+            self._compiled_run = self._compiled_run or torch.compile(self.model.transformer.run)
+            run = self._compiled_run
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.switches["bf16"]):
+            indices, _ = generate(
+                self.model, image, pattern, self.sampler, self.generator, self.switches["kv_cache"], run=run
+            )
+            recon = from_channels(self.model.decode(indices).float())
         return batch.operator().data_consistent(recon, batch.kspace) if self.data_consistency else recon
 
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:

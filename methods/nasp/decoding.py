@@ -8,6 +8,7 @@ token always kept).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -59,10 +60,13 @@ def generate(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     privileged_B3HW: torch.Tensor | None = None,
+    run: Callable | None = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Token indices of every scale (Q_32 observed, the rest predicted) and each predicted scale's logits.
-    ``privileged_B3HW``: the fully sampled image, for the privileged teacher only (validation)."""
+    ``privileged_B3HW``: the fully sampled image, for the privileged teacher only (validation).
+    ``run``: the transformer's ``run`` to call (default: itself; a ``torch.compile`` of it for speed)."""
     transformer = model.transformer
+    run = run or transformer.run
     indices = [model.tokens([image_B3HW], pattern_B)[0]]
     codes = model.codes(indices)
     cond_BD = transformer.class_emb(pattern_B)
@@ -71,16 +75,16 @@ def generate(
     transformer.set_caching(use_cache)
     try:
         if use_cache:  # fill the cache with the observed scale; its outputs predict nothing
-            transformer.run(transformer.embed(model.scale_input(codes, 0), 0), cond_BD, None, cross_kv)
+            run(transformer.embed(model.scale_input(codes, 0), 0), cond_BD, None, cross_kv)
         for scale in range(1, len(transformer.grids)):
             begin, end = transformer.begin_ends[scale]
             if use_cache:
                 x_BLC = transformer.embed(model.scale_input(codes, scale), begin)
-                logits = transformer.run(x_BLC, cond_BD, None, cross_kv)
+                logits = run(x_BLC, cond_BD, None, cross_kv)
             else:
                 inputs = torch.cat([model.scale_input(codes, s) for s in range(scale + 1)], dim=1)
                 mask = transformer.causal_mask[:end, :end]
-                logits = transformer.run(transformer.embed(inputs, 0), cond_BD, mask, cross_kv)[:, begin:end]
+                logits = run(transformer.embed(inputs, 0), cond_BD, mask, cross_kv)[:, begin:end]
             all_logits.append(logits)
             indices.append(sample(logits, sampler, generator))
             codes.append(model.tokenizer.quantize.embed(indices[-1], scale))

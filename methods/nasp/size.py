@@ -16,14 +16,12 @@ from benchmark.perf import count_flops, parameter_count
 from methods.nasp.config import TOKENIZER_CONFIGS, TRANSFORMER_CONFIGS
 from methods.nasp.decoding import generate
 from methods.nasp.model import NASPModel
-from methods.nasp.tokenizer import AQVAE
+from methods.nasp.tokenizer import AQVAE, randomise_codebook
 
 
 def nasp_size(profile: str) -> dict[str, float]:
     torch.manual_seed(0)
-    tokenizer = AQVAE(TOKENIZER_CONFIGS[profile])
-    tokenizer.quantize.codebook._codebook.embed.normal_()
-    tokenizer.quantize.codebook._codebook.initted.fill_(True)
+    tokenizer = randomise_codebook(AQVAE(TOKENIZER_CONFIGS[profile]))
     model = NASPModel(tokenizer, TRANSFORMER_CONFIGS[profile]).eval()
     image, pattern = torch.randn(1, 3, 256, 256), torch.tensor([0])
     transformer_parameters = parameter_count(model) - parameter_count(tokenizer)

@@ -62,6 +62,13 @@ class AQVAE(nn.Module):
         return self.decoder(self.post_quant_conv(fused_BChw))
 
 
+def randomise_codebook(model: AQVAE) -> AQVAE:
+    """Random (unit normal) codes marked initialised: a tokenizer for counting and timing, not for use."""
+    model.quantize.codebook._codebook.embed.normal_()
+    model.quantize.codebook._codebook.initted.fill_(True)
+    return model
+
+
 def load_var_vqvae(model: AQVAE, path: str | Path) -> dict:
     """Initialise encoder, decoder, quant convs and Φ from VAR's VQ-VAE checkpoint (paper supp. §9).
 

@@ -50,6 +50,7 @@ class _L2Attention(nn.Module):
         self.heads, self.head_dim = heads, width // heads
         self.scale_mul_1H11 = nn.Parameter(torch.full((1, heads, 1, 1), 4.0).log())
         self.proj = nn.Linear(width, width)
+        self.fused = True  # the ``sdpa`` speed switch (``NextScaleTransformer.set_fused_attention``)
 
     def split(self, x_BLC: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x_BLC.shape
@@ -57,7 +58,12 @@ class _L2Attention(nn.Module):
 
     def attend(self, q_BHLc, k_BHLc, v_BHLc, mask=None) -> torch.Tensor:
         q_BHLc = F.normalize(q_BHLc, dim=-1) * self.scale_mul_1H11.clamp_max(MAX_LOG_SCALE).exp()
-        out = F.scaled_dot_product_attention(q_BHLc, F.normalize(k_BHLc, dim=-1), v_BHLc, attn_mask=mask, scale=1.0)
+        k_BHLc = F.normalize(k_BHLc, dim=-1)
+        if self.fused:  # the device's fused kernel (flash / memory-efficient on a GPU where eligible)
+            out = F.scaled_dot_product_attention(q_BHLc, k_BHLc, v_BHLc, attn_mask=mask, scale=1.0)
+        else:  # the textbook softmax(q kᵀ + mask) v, materialising the attention matrix
+            scores = q_BHLc @ k_BHLc.transpose(-2, -1)
+            out = (scores if mask is None else scores + mask).softmax(dim=-1) @ v_BHLc
         batch, _, length, _ = out.shape
         return self.proj(out.transpose(1, 2).reshape(batch, length, -1))
 
@@ -218,6 +224,12 @@ class NextScaleTransformer(nn.Module):
     def forward(self, inputs_BLz: torch.Tensor, pattern_B: torch.Tensor, cross_kv: list) -> torch.Tensor:
         """Teacher forcing: logits ``(B, L, V)`` for all positions under the block-causal mask."""
         return self.run(self.embed(inputs_BLz, 0), self.class_emb(pattern_B), self.causal_mask, cross_kv)
+
+    def set_fused_attention(self, enabled: bool) -> None:
+        """Every attention through ``scaled_dot_product_attention`` (True) or the explicit formula (False)."""
+        for module in self.modules():
+            if isinstance(module, _L2Attention):
+                module.fused = enabled
 
     def set_caching(self, enabled: bool) -> None:
         for block in self.blocks:
