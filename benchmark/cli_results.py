@@ -96,7 +96,7 @@ def add_perf(commands: argparse._SubParsersAction) -> None:
         "--warmup untimed calls; CUDA events on a GPU), images/s, peak GPU memory, parameters, FLOPs per image "
         "(torch's FLOP counter) and the fraction of a matmul peak this command measures. --profile paper times "
         "random weights. Writes a tidy CSV (default results/perf/<profile>-<device>.csv); `report RUN --perf CSV` "
-        "adds it to the report's runtime table.",
+        "adds a throughput table from it beside the run's runtime table.",
     )
     perf.add_argument("--methods", required=True, help="comma-separated method names")
     perf.add_argument("--profile", default="tiny", choices=["tiny", "paper"])

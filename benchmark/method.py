@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 
@@ -84,6 +84,9 @@ class Method(ABC):
     #: Inference fast-path switches (name -> default), each another way to compute the reconstruction;
     #: ``benchmark perf --switches`` times every one flipped. Empty for methods without any.
     speed_switches: ClassVar[dict[str, bool]] = {}
+    #: Switches that change how, not what, is computed and that the FLOP counter cannot see through
+    #: (``torch.compile``): off while ``benchmark perf`` counts FLOPs.
+    eager_only_switches: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
@@ -130,6 +133,7 @@ class Method(ABC):
             "estimates_own_maps": self.estimates_own_maps,
             "checkpoint_provenance": self.checkpoint_provenance,
             "training_seed": self.training_seed,
+            "speed_switches": dict(self.switches),
         }
 
 
@@ -168,7 +172,7 @@ class LearnedMethod(Method):
             self.model.eval()
 
     @classmethod
-    def for_timing(cls, profile: str, device: torch.device) -> LearnedMethod:
+    def for_timing(cls, profile: str, device: torch.device) -> Self:
         """Random weights of ``profile`` in inference mode, for ``benchmark perf`` (no method here stops early,
         so the cost does not depend on the weights' values)."""
         method = cls(profile, device, for_training=True)

@@ -149,7 +149,7 @@ def method_rows(request: PerfRequest, name: str, volume: dict, peak: float) -> l
     probe = perf_batch(volume, 1, request.device)
     rows, reference = [], None
     for label, switches in switch_settings(method, request.switches):
-        method.set_speed_switches(**(switches | {"compile": False} if "compile" in switches else switches))
+        method.set_speed_switches(**(switches | dict.fromkeys(method.eager_only_switches, False)))
         flops = count_flops(method.reconstruct, probe)  # counted eagerly: the compiled graph does the same work
         method.set_speed_switches(**switches)
         with torch.no_grad():

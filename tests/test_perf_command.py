@@ -73,7 +73,8 @@ def test_switches_are_timed_one_flip_at_a_time_and_exact_ones_change_nothing(ci_
     assert list(table.index) == [("zero_filled", "default"), ("nasp-base", "default"),
                                  ("nasp-base", "kv_cache=off"), ("nasp-base", "sdpa=off")]  # fmt: skip
     assert table.loc[("nasp-base", "kv_cache=off"), "switches"] == "kv_cache=0,sdpa=1,bf16=0,compile=0"
-    assert (table["max_rel_difference"] < 1e-4).all()  # both compute the same image
+    flipped = table.loc[[("nasp-base", "kv_cache=off"), ("nasp-base", "sdpa=off")], "max_rel_difference"]
+    assert (flipped < 1e-4).all()  # both compute the same image
     # Without the cache every scale re-runs the earlier scales' tokens: strictly more work.
     assert table.loc[("nasp-base", "kv_cache=off"), "flops_per_image"] > table.loc[("nasp-base", "default"),
                                                                                     "flops_per_image"]  # fmt: skip
@@ -87,8 +88,8 @@ def test_scoring_paths_are_timed_side_by_side_and_agree_with_skimage(small_embed
     assert list(zip(scoring["method"], scoring["batch"], strict=True)) == [
         ("scoring (torch, batched)", 1), ("scoring (skimage, per slice)", 1),
         ("scoring (torch, batched)", 3), ("scoring (skimage, per slice)", 3)]  # fmt: skip
-    assert (scoring["max_rel_difference"] < 1e-4).all()
-    assert (scoring["images_per_s"] * scoring["s_per_image"]).round(9).eq(1).all()
+    torch_rows = scoring[scoring["method"] == "scoring (torch, batched)"]
+    assert (torch_rows["max_rel_difference"] < 1e-4).all()  # scikit-image is the independent reference
 
 
 def test_the_report_throughput_table_takes_the_perf_rows_of_the_run_methods(tmp_path):
@@ -108,8 +109,13 @@ def test_the_report_throughput_table_takes_the_perf_rows_of_the_run_methods(tmp_
     values = table.values.loc["unet"]
     assert values["runtime|s/image B=1"] == 0.5 and values["runtime|s/image B=8"] == 0.1  # default setting only
     assert values["runtime|params (M)"] == 2.0 and values["runtime|GFLOP/image"] == 4.0
-    assert values["runtime|% of peak B=8"] == pytest.approx(40.0)
+    assert values["runtime|% of peak (largest B)"] == pytest.approx(40.0)
     assert table.notes == ["not in the perf table: Zero-filled"]
     pd.DataFrame({"method": ["unet"]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(BenchmarkError, match=r"bad.csv: not a `benchmark perf` table \(missing columns batch"):
         load_perf(tmp_path / "bad.csv")
+    pd.DataFrame(rows[:2] * 2).to_csv(tmp_path / "twice.csv", index=False)
+    with pytest.raises(BenchmarkError, match="twice.csv: unet is timed more than once at batch 1"):
+        load_perf(tmp_path / "twice.csv")
+    with pytest.raises(BenchmarkError, match="times none of this run's methods"):
+        throughput_table(load_perf(path), ["zero_filled"], str(path))

@@ -13,11 +13,12 @@ import pandas as pd
 from benchmark.errors import BenchmarkError
 from benchmark.reports.tables import Table, method_label
 
-REQUIRED = {"method", "setting", "batch", "s_per_image", "parameters", "flops_per_image", "fraction_of_peak"}
+REQUIRED = {"method", "batch", "s_per_image", "parameters", "flops_per_image", "fraction_of_peak"}
 
 
 def load_perf(path: str | Path) -> pd.DataFrame:
-    """The perf CSV's default-setting method rows; a file that is not one is a one-line error."""
+    """The perf CSV's default-setting method rows (a table from before speed switches has only those); a file
+    that is not one, or that times a method twice at one batch size, is a one-line error."""
     path = Path(path)
     if not path.is_file():
         raise BenchmarkError(f"--perf {path}: no such file (write one with `python -m benchmark perf`)")
@@ -25,28 +26,41 @@ def load_perf(path: str | Path) -> pd.DataFrame:
     missing = sorted(REQUIRED - set(table.columns))
     if missing:
         raise BenchmarkError(f"--perf {path}: not a `benchmark perf` table (missing columns {', '.join(missing)})")
-    return table[(table["setting"] == "default") & table["parameters"].notna()]
+    if "setting" in table:
+        table = table[table["setting"] == "default"]
+    table = table[table["parameters"].notna()]  # the scoring paths' rows
+    if table.empty:
+        raise BenchmarkError(f"--perf {path}: no method rows")
+    repeated = table[table.duplicated(["method", "batch"])]
+    if not repeated.empty:
+        first = repeated.iloc[0]
+        raise BenchmarkError(f"--perf {path}: {first['method']} is timed more than once at batch {first['batch']} "
+                             "(one device and profile per table)")  # fmt: skip
+    return table
 
 
 def throughput_table(perf: pd.DataFrame, methods: list[str], source: str) -> Table:
-    """One row per run method the perf table timed (the others are listed in a note)."""
+    """One row per run method the perf table timed (the others are listed in a note); the fraction of peak is
+    at each method's largest timed batch."""
     rows = [m for m in methods if m in set(perf["method"])]
-    batches = sorted(int(b) for b in perf["batch"].unique())
-    largest = perf[perf["batch"] == batches[-1]].set_index("method")
-    pivot = perf.pivot_table(index="method", columns="batch", values="s_per_image", aggfunc="first")
+    if not rows:
+        raise BenchmarkError(f"--perf {source} times none of this run's methods ({', '.join(methods)})")
+    timed = perf[perf["method"].isin(rows)]
+    batches = sorted(int(b) for b in timed["batch"].unique())
+    pivot = timed.pivot(index="method", columns="batch", values="s_per_image")
     values = pd.DataFrame({f"runtime|s/image B={b}": pivot[b] for b in batches}).reindex(rows)
-    first = perf.groupby("method").first()
-    values["runtime|params (M)"] = first["parameters"] / 1e6
-    values["runtime|GFLOP/image"] = first["flops_per_image"] / 1e9
-    values[f"runtime|% of peak B={batches[-1]}"] = 100 * largest["fraction_of_peak"]
+    largest = timed.loc[timed.groupby("method")["batch"].idxmax()].set_index("method")
+    values["runtime|params (M)"] = largest["parameters"] / 1e6
+    values["runtime|GFLOP/image"] = largest["flops_per_image"] / 1e9
+    values["runtime|% of peak (largest B)"] = 100 * largest["fraction_of_peak"]
     values = values.reindex(rows)
     described = ", ".join(
-        f"{column} {', '.join(sorted(set(perf[column].astype(str))))}" for column in ("profile", "device", "weights")
+        f"{column} {', '.join(sorted(set(timed[column].astype(str))))}" for column in ("profile", "device", "weights")
     )
     result = Table(
         title="Throughput (benchmark perf)",
         caption=f"Seconds per image from `{source}` ({described}; median over repeats, warm-up excluded; peak = "
-        f"a float32 matmul the command measured, {perf['measured_peak_flops'].iloc[0] / 1e9:.1f} GFLOP/s).",
+        f"a float32 matmul the command measured, {timed['measured_peak_flops'].iloc[0] / 1e9:.1f} GFLOP/s).",
         rows=rows,
         groups=[("", list(values.columns))],
         values=values,

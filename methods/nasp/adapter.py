@@ -12,7 +12,7 @@ input alone, fused and decoded — what the tokenizer gives without the transfor
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -143,26 +143,28 @@ class TransformerStage(LearnedMethod):
     #: Replace the output's k-space at the measured samples by the measurements (recorded in ``describe``).
     data_consistency = False
     #: The fast path (``benchmark perf --switches`` times each flipped): self-attention KV cache with
-    #: cross-attention keys/values once per image, fused attention kernels, bf16 autocast (off by default:
-    #: it changes the argmax decisions, so scores would depend on the device's arithmetic) and
-    #: ``torch.compile`` of the transformer (off by default: minutes of compilation per run on a CPU).
+    #: cross-attention keys/values once per image, the transformer's attention through the fused kernels (the
+    #: tokenizer's and context encoder's always are), bf16 autocast of the transformer (off by default: it
+    #: changes argmax decisions, so scores would depend on the device's arithmetic; the tokenizer, its codebook
+    #: search and the decoder stay float32) and ``torch.compile`` of the transformer (off by default: minutes
+    #: of compilation per process on a CPU).
     speed_switches = {"kv_cache": True, "sdpa": True, "bf16": False, "compile": False}
+    eager_only_switches = frozenset({"compile"})
 
     def __init__(
-        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
-    ) -> None:
-        self._for_training, self._record = for_training, {}
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
+        random_tokenizer: bool = False,
+    ) -> None:  # fmt: skip
+        """``random_tokenizer``: build on a random tokenizer instead of the shipped one (``for_timing`` only)."""
+        self._for_training, self._record, self.random_tokenizer = for_training, {}, random_tokenizer
         super().__init__(profile, device, checkpoint, for_training)
         self.generator = torch.Generator(device=device)
-        self._compiled_run = None
-
-    #: Build on a random tokenizer instead of the shipped one (``for_timing`` only).
-    random_tokenizer = False
+        self._compiled: tuple[torch.nn.Module, Callable] | None = None  # (transformer, its compiled run)
 
     @classmethod
     def for_timing(cls, profile: str, device: torch.device) -> TransformerStage:
         """Random weights throughout, the tokenizer's too, so a profile without checkpoints can be timed."""
-        method = type(cls.__name__, (cls,), {"random_tokenizer": True})(profile, device, for_training=True)
+        method = cls(profile, device, for_training=True, random_tokenizer=True)
         method.train_mode(False)
         return method
 
@@ -195,16 +197,30 @@ class TransformerStage(LearnedMethod):
         self.generator.manual_seed(torch.initial_seed())  # the runner seeds the global RNG per unit
         image, pattern = self._inputs(batch)
         self.model.transformer.set_fused_attention(self.switches["sdpa"])
-        run = None
-        if self.switches["compile"]:
-            self._compiled_run = self._compiled_run or torch.compile(self.model.transformer.run)
-            run = self._compiled_run
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.switches["bf16"]):
-            indices, _ = generate(
-                self.model, image, pattern, self.sampler, self.generator, self.switches["kv_cache"], run=run
-            )
-            recon = from_channels(self.model.decode(indices).float())
+        run = self._transformer_run()
+        indices, _ = generate(
+            self.model, image, pattern, self.sampler, self.generator, self.switches["kv_cache"], run=run
+        )
+        recon = from_channels(self.model.decode(indices))
         return batch.operator().data_consistent(recon, batch.kspace) if self.data_consistency else recon
+
+    def _transformer_run(self) -> Callable:
+        """The transformer's ``run`` as the ``compile`` and ``bf16`` switches ask (compiled once per transformer:
+        validation and shared variants swap ``self.model``)."""
+        transformer = self.model.transformer
+        run = transformer.run
+        if self.switches["compile"]:
+            if self._compiled is None or self._compiled[0] is not transformer:
+                self._compiled = (transformer, torch.compile(transformer.run))
+            run = self._compiled[1]
+        if not self.switches["bf16"]:
+            return run
+
+        def bf16_run(*args):
+            with torch.autocast(self.device.type, torch.bfloat16):
+                return run(*args)
+
+        return bf16_run
 
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
         image, pattern = self._inputs(batch)

@@ -226,7 +226,8 @@ class NextScaleTransformer(nn.Module):
         return self.run(self.embed(inputs_BLz, 0), self.class_emb(pattern_B), self.causal_mask, cross_kv)
 
     def set_fused_attention(self, enabled: bool) -> None:
-        """Every attention through ``scaled_dot_product_attention`` (True) or the explicit formula (False)."""
+        """The transformer's attention (self, cross, privileged) through ``scaled_dot_product_attention`` (True)
+        or the explicit formula (False); the tokenizer's and context encoder's attention is not affected."""
         for module in self.modules():
             if isinstance(module, _L2Attention):
                 module.fused = enabled

@@ -34,9 +34,10 @@ class _Registered(TransformerStage):
     trained_as = "nasp"
 
     def __init__(
-        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
-    ) -> None:
-        super().__init__(profile, device, checkpoint, for_training)
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
+        random_tokenizer: bool = False,
+    ) -> None:  # fmt: skip
+        super().__init__(profile, device, checkpoint, for_training, random_tokenizer)
         if not for_training:
             key = (sha256_file(self.checkpoint), str(device))
             self.model = _SHARED_MODELS.setdefault(key, self.model)
