@@ -205,3 +205,20 @@ def test_ci_drift_check_against_the_stored_baseline(small_run):
     accept = f"python -m benchmark check {small_run} --baseline {BASELINE} --update"
     assert result.returncode == 0, f"{result.stderr}\nIf the change is intended, accept it with: {accept}"
     assert "no drift" in result.stdout
+
+
+def test_ablation_rows_built_on_another_tokenizer_say_so():
+    from benchmark.reports.report import tokenizer_notes
+
+    def built_on(sha):
+        return {"tokenizer": {"path": "tok.pt", "sha256": sha}}
+
+    distilled = {"teacher": {"sha256": "t" * 64, "provenance": {"transformer": {"provenance": built_on("a" * 64)}}}}
+    methods = {"zero_filled": {"checkpoint_provenance": None},
+               "nasp-base": {"checkpoint_provenance": built_on("a" * 64)},
+               "nasp": {"checkpoint_provenance": distilled},
+               "nasp-nocross": {"checkpoint_provenance": built_on("b" * 64)}}  # fmt: skip
+    assert tokenizer_notes({"methods": methods}) == {
+        "nasp-nocross": f"built on tokenizer {'b' * 12}, not NASP base's {'a' * 12}"
+    }
+    assert tokenizer_notes({"methods": {k: v for k, v in methods.items() if k != "nasp-base"}}) == {}

@@ -73,8 +73,12 @@ def build_tables(
         annotate(result, stats[-1], reference)
         tables.append(result)
     tables.append(perceptual_table(table, masks, unavailable, with_paper))
-    tables.append(ablation_table(table, masks, scoring, unavailable, volumes))
-    tables.append(distillation_table(table, masks, scoring, unavailable, volumes))
+    controlled = [ablation_table(table, masks, scoring, unavailable, volumes),
+                  distillation_table(table, masks, scoring, unavailable, volumes)]  # fmt: skip
+    notes = tokenizer_notes(metadata)
+    for result in controlled:
+        result.row_notes |= {row: notes[row.split("|")[-1]] for row in result.rows if row.split("|")[-1] in notes}
+    tables += controlled
     tables.append(runtime_table(table))
     if perf is not None:
         tables.append(throughput_table(load_perf(perf), list(dict.fromkeys(table["method"])), str(perf)))
@@ -90,6 +94,35 @@ def build_tables(
             if name in mismatches:
                 result.row_notes[row] = f"scored outside its training setting (--allow-mismatch): {mismatches[name]}"
     return tables, pd.concat(stats, ignore_index=True) if stats else pd.DataFrame()
+
+
+ABLATION_REFERENCE = "nasp-base"
+
+
+def tokenizer_notes(metadata: dict) -> dict[str, str]:
+    """Row notes for the variants whose tokenizer checkpoint is not ``nasp-base``'s: their ablation or
+    distillation rows also change the tokenizer (by design for ``nasp-flat``; otherwise one was retrained)."""
+    methods = metadata.get("methods", {})
+    reference = _tokenizer_sha(methods.get(ABLATION_REFERENCE, {}).get("checkpoint_provenance"))
+    notes = {}
+    for name, info in methods.items():
+        own = _tokenizer_sha(info.get("checkpoint_provenance"))
+        if reference and own and own != reference:
+            notes[name] = f"built on tokenizer {own[:12]}, not {method_label(ABLATION_REFERENCE)}'s {reference[:12]}"
+    return notes
+
+
+def _tokenizer_sha(provenance: dict | None) -> str | None:
+    """The sha256 of the tokenizer a NASP checkpoint was built on, through its chain of source checkpoints."""
+    if not isinstance(provenance, dict):
+        return None
+    if isinstance(provenance.get("tokenizer"), dict):
+        return provenance["tokenizer"].get("sha256")
+    for source in provenance.values():
+        found = _tokenizer_sha(source.get("provenance")) if isinstance(source, dict) else None
+        if found:
+            return found
+    return None
 
 
 SCORING = {
