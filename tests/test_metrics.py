@@ -101,3 +101,15 @@ def test_more_noise_is_worse_for_every_available_metric(small_embedded):
     for name, (low_noise, direction) in scores[0].items():
         high_noise = scores[1][name][0]
         assert (low_noise > high_noise) if direction == "higher" else (low_noise < high_noise), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_pixel_metrics_scored_on_the_gpu_match_the_cpu():
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(4, 64, 64, generator=generator)
+    batch = ScoringBatch(target + 0.05 * torch.rand(4, 64, 64, generator=generator), target, target.amax().expand(4))
+    for cls in (PSNR, SSIM, NMSE):
+        for protocol in ("paper", "fastmri"):
+            on_gpu = cls(protocol, "cuda")(batch)
+            assert on_gpu.device.type == "cpu"
+            torch.testing.assert_close(on_gpu, cls(protocol)(batch), rtol=1e-6, atol=1e-6)

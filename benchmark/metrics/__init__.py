@@ -22,7 +22,7 @@ __all__ = [
 
 def build_metric_suite(device: str | torch.device = "cpu", verify_weights: bool = True) -> list[Metric]:
     """Every metric the benchmark reports, in table order."""
-    pixel = [cls(scoring) for scoring in SCORING_PROTOCOLS for cls in (PSNR, SSIM, NMSE)]
+    pixel = [cls(scoring, device) for scoring in SCORING_PROTOCOLS for cls in (PSNR, SSIM, NMSE)]
     perceptual = [
         LPIPS("alex", device, verify_weights),
         LPIPS("vgg", device, verify_weights),

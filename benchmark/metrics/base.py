@@ -46,7 +46,7 @@ class Metric(ABC):
     def __call__(self, batch: ScoringBatch) -> torch.Tensor:
         if not self.available:
             raise RuntimeError(f"metric {self.name} is unavailable: {self.reason}")
-        return self.compute(batch).to(torch.float64).reshape(-1)
+        return self.compute(batch).to(torch.float64).reshape(-1).cpu()
 
     def describe(self) -> dict:
         return {
