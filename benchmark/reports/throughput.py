@@ -54,8 +54,10 @@ def throughput_table(perf: pd.DataFrame, methods: list[str], source: str) -> Tab
     values["runtime|GFLOP/image"] = largest["flops_per_image"] / 1e9
     values["runtime|% of peak (largest B)"] = 100 * largest["fraction_of_peak"]
     values = values.reindex(rows)
+    kinds = timed["weights"].astype(str).str.replace(r"^shipped .*", "shipped checkpoints", regex=True)
     described = ", ".join(
-        f"{column} {', '.join(sorted(set(timed[column].astype(str))))}" for column in ("profile", "device", "weights")
+        f"{name} {', '.join(sorted(set(values)))}"
+        for name, values in (("profile", timed["profile"].astype(str)), ("device", timed["device"]), ("weights", kinds))
     )
     result = Table(
         title="Throughput (benchmark perf)",
