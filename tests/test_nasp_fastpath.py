@@ -151,3 +151,25 @@ def test_the_gpu_scale_loop_makes_no_host_device_synchronisation():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert len(indices) == len(model.transformer.grids)
+
+
+def test_compile_wraps_each_transformer_once_and_follows_a_swapped_model(shipped_base, ci_embedded, monkeypatch):
+    wrapped = []
+
+    def recording_compile(function):  # stands in for torch.compile: same function, the call recorded
+        wrapped.append(function.__self__)
+        return function
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    method, batch = shipped_base, radial_batch(ci_embedded)
+    original = method.model
+    try:
+        method.set_speed_switches(compile=True)
+        method.reconstruct(batch), method.reconstruct(batch)
+        method.model = tiny_model(seed=5)  # as validation (EMA) and shared variants swap the model
+        method.reconstruct(batch)
+    finally:
+        method.model = original
+        method.set_speed_switches(**method.speed_switches)
+    assert wrapped[0] is original.transformer and len(wrapped) == 2
+    assert wrapped[1] is not original.transformer

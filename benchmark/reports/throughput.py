@@ -56,8 +56,8 @@ def throughput_table(perf: pd.DataFrame, methods: list[str], source: str) -> Tab
     values = values.reindex(rows)
     kinds = timed["weights"].astype(str).str.replace(r"^shipped .*", "shipped checkpoints", regex=True)
     described = ", ".join(
-        f"{name} {', '.join(sorted(set(values)))}"
-        for name, values in (("profile", timed["profile"].astype(str)), ("device", timed["device"]), ("weights", kinds))
+        f"{name} {', '.join(sorted(set(column)))}"
+        for name, column in (("profile", timed["profile"].astype(str)), ("device", timed["device"]), ("weights", kinds))
     )
     result = Table(
         title="Throughput (benchmark perf)",
