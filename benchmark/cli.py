@@ -100,15 +100,16 @@ def _run(args: argparse.Namespace) -> None:
         for acceleration, table in tables.items():
             volumes = pd.read_csv(run_directory(out, acceleration) / VOLUME_TABLE_FILE)
             print(f"R = {acceleration}")
-            print(summarize(table, scoring=args.scoring, volumes=volumes).to_string(max_rows=500))
+            print(summarize(table, args.scoring, volumes, args.region).to_string(max_rows=500))
         print(f"sweep of R = {', '.join(map(str, accelerations))} in {out}; `report {out}` draws the curves")
         return
     table = run_benchmark(config, resume=args.resume)
     if not leader:
         return
     volumes = pd.read_csv(out / VOLUME_TABLE_FILE)
-    print(summarize(table, scoring=args.scoring, volumes=volumes).to_string(max_rows=500))
-    print(f"per-image table: {out / 'metrics.csv'} ({len(table)} rows); PSNR/SSIM scoring shown: {args.scoring}")
+    print(summarize(table, args.scoring, volumes, args.region).to_string(max_rows=500))
+    shown = f"{args.scoring}" + (f", {args.region} region" if args.region != "image" else "")
+    print(f"per-image table: {out / 'metrics.csv'} ({len(table)} rows); PSNR/SSIM scoring shown: {shown}")
 
 
 def _methods(args: argparse.Namespace) -> None:

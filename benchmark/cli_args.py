@@ -33,10 +33,17 @@ def resolve_data(requested: str | None) -> Path:
 
 
 def add_scoring(parser: argparse.ArgumentParser, shown: str) -> None:
-    """``--scoring`` and its deprecated alias ``--protocol`` (resolved by ``resolve_scoring``)."""
+    """``--scoring`` and its deprecated alias ``--protocol`` (resolved by ``resolve_scoring``), and ``--region``."""
     parser.add_argument("--scoring", choices=SCORING_PROTOCOLS, help=f"scoring protocol for {shown} (default: paper)")
     parser.add_argument(
         "--protocol", dest="deprecated_protocol", choices=SCORING_PROTOCOLS, help="deprecated alias of --scoring"
+    )
+    parser.add_argument(
+        "--region",
+        choices=("image", "head"),
+        default="image",
+        help=f"where {shown} average: the whole image (default, the paper's) or the head region only (a mask "
+        "derived from the fully sampled target, for scoring only; every run stores both)",
     )
 
 

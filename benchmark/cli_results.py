@@ -17,7 +17,7 @@ def _report(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else Path("reports") / Path(args.run_dir).name
     options = dict(with_paper=args.with_paper, slice_choice=args.slice, error_maps=args.error_maps,
                    with_stats=args.stats, reference=args.reference, seed_runs=tuple(args.seed_runs),
-                   perf=args.perf)  # fmt: skip
+                   perf=args.perf, family=args.family, region=args.region)  # fmt: skip
     writer = write_sweep_report if is_sweep(args.run_dir) else write_report
     written = writer(args.run_dir, out, args.scoring, **options)
     for path in written:
@@ -63,6 +63,13 @@ def add_report(commands: argparse._SubParsersAction) -> None:
         "Wilcoxon p and Holm-adjusted p per cell)",
     )
     report.add_argument("--reference", help="method every other is tested against (default: the best of each column)")
+    report.add_argument(
+        "--family",
+        choices=("column", "reference", "table"),
+        help="the tests Holm's correction runs over: column (each column's methods vs its best; the default), "
+        "reference (per mask, the --reference vs the baselines x contrasts x PSNR/SSIM; the default with "
+        "--reference), table (every test of a table: the strictest)",
+    )
     report.add_argument(
         "--seed-runs",
         nargs="+",

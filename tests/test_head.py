@@ -2,6 +2,7 @@
 equations, a fastMRI-like field of view, normalised coil maps of several coil counts, byte-identical
 builds (a committed hash), refusal of an older builder's data, and batches of one coil count."""
 
+import hashlib
 import json
 import os
 import platform
@@ -18,16 +19,26 @@ from scipy.ndimage import map_coordinates
 from torch.utils.data.distributed import DistributedSampler
 
 from benchmark.data import EmbeddedSpec, LoadOptions, SliceDataset, build_embedded, dataset_files, verify_dataset
-from benchmark.data.anatomy import deformed_slices, subject_tissues, synthesize_contrast
-from benchmark.data.embedded import HEAD_FILL_RANGE
+from benchmark.data.anatomy import SLICE_RANGE, deformed_slices, slice_levels, subject_tissues, synthesize_contrast
+from benchmark.data.embedded import HEAD_FILL_RANGE, NOISE_SIGMA_ATTR
+from benchmark.data.manifest import SPLITS
 from benchmark.errors import BenchmarkError
 from benchmark.training.config import TrainConfig
 from benchmark.training.loop import epoch_batches
 
 #: sha256 over the files of a one-subject mini build (``MINI_SPEC``). The builder uses no BLAS or LAPACK
 #: (``benchmark.data.exact``): before, OpenBLAS's per-CPU kernels changed the bytes (11376655… under its
-#: automatic kernel, 1eda3fe1… with ``OPENBLAS_CORETYPE=Haswell``); now every kernel gives this one.
-MINI_BUILD_HASH = "b28b83c568332a8d32ecab39fdd20adb79654a46467060a9750c8cd42d3dc51f"
+#: automatic kernel, 1eda3fe1… with ``OPENBLAS_CORETYPE=Haswell``); now every kernel gives this one. Builder 4
+#: changed it (was b28b83c5…): its lone test slice now sits mid-range (82.5 mm, not 45 mm) and a test file
+#: records its k-space noise level.
+MINI_BUILD_HASH = "f784bcabb9ae821a1eeccb41e3b21fd345ee67f7460d51f48798f4ebb796fc75"
+#: sha256 of builder 3's train files of subject sub00 (8 coils, 3 slices; dataset 898dc086…): builder 4 keeps
+#: every train/val byte, so the shipped checkpoints trained on builder 3 were trained on this data.
+BUILDER3_SUB00_TRAIN = {
+    "train/embedded_sub00_AXFLAIR.h5": "bb0fe4f971363be93bf95bbf2c51738ab231714488b53cbb2377d913f216f48b",
+    "train/embedded_sub00_AXT1.h5": "6c4e86c6814a0151b37db0285a9d9257e117aac3f0176b77c522b7f07fb63350",
+    "train/embedded_sub00_AXT2.h5": "14d0a0fe224986cfb6fdfc58248d6e3b7c088b84e6bcde2af8f303ecec941efc",
+}
 MINI_SPEC = EmbeddedSpec(coil_counts=(8,), splits=(("test", 1, 1),))
 #: Cortical-bone tables plus diploë, from first to last dark sample along a ray (adult skull 4-10 mm; the
 #: simulated layers are 2.0 + 3.0 + 2.2 mm, varied by up to 15 % (bone) and 25 % (marrow), blurred by
@@ -165,3 +176,46 @@ def test_one_coil_count_batches_equal_distributed_sampler(small_embedded):
         order = list(sampler)
         expected = [order[i : i + 2] for i in range(0, len(order) - 1, 2)]
         assert epoch_batches(dataset, config, epoch=4, rank=rank, world=2) == expected
+
+
+def test_train_and_val_bytes_are_builder_3s(tmp_path):
+    """Subject sub00 of the default build (8 coils, 3 train slices) written alone: the same bytes as builder 3."""
+    root = build_embedded(tmp_path / "sub00", EmbeddedSpec(splits=(("train", 1, 3),)))
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert {entry["path"]: entry["sha256"] for entry in manifest["files"]} == BUILDER3_SUB00_TRAIN
+    # Its train/val hash covers exactly those files (the test split is not part of it).
+    lines = "\n".join(f"{path}:{digest}" for path, digest in sorted(BUILDER3_SUB00_TRAIN.items()))
+    assert manifest["trainval_hash"] == hashlib.sha256(lines.encode()).hexdigest()
+
+
+def test_test_split_has_24_one_slice_subjects_apart_from_train_and_val(tmp_path):
+    """The default splits at a coarse grid: 24 independent test subjects, none of them in train or val, whose
+    one slice each lies in its own stratum of the 45-120 mm range (every 15 mm band holds several)."""
+    default = EmbeddedSpec()
+    coarse = EmbeddedSpec(shape=(32, 32), pixel_mm=8.0, coil_counts=(2,), splits=default.splits)
+    manifest = json.loads((build_embedded(tmp_path / "coarse", coarse) / "manifest.json").read_text())
+    subjects = {split: {e["patient_id"] for e in manifest["files"] if e["split"] == split} for split in SPLITS}
+    assert len(subjects["test"]) >= 24
+    assert not subjects["test"] & (subjects["train"] | subjects["val"])
+    assert {e["num_slices"] for e in manifest["files"] if e["split"] == "test"} == {1}
+    count = dict((split, n) for split, n, _ in default.splits)["test"]
+    levels = np.concatenate([slice_levels(1, position, count) for position in range(count)])
+    bands = np.histogram(levels, bins=5, range=SLICE_RANGE)[0]
+    assert len(np.unique(levels)) == count and bands.min() >= 4
+
+
+def test_test_files_store_their_k_space_noise_level(small_embedded):
+    """The stored σ equals the noise measured in the SENSE-combined image's air corners (Σ|S|² = 1, orthonormal
+    FFT: the combined noise has the k-space noise's standard deviation)."""
+    for path in dataset_files(small_embedded, "test"):
+        with h5py.File(path, "r") as handle:
+            kspace, maps = handle["kspace"][()].astype(np.complex128), handle["sensitivity_maps"][()]
+            sigma = handle.attrs[NOISE_SIGMA_ATTR]
+        shifted = np.fft.ifftshift(kspace, axes=(-2, -1))
+        coils = np.fft.fftshift(np.fft.ifft2(shifted, axes=(-2, -1), norm="ortho"), axes=(-2, -1))
+        combined = (np.conj(maps)[None] * coils).sum(axis=1)
+        corners = np.concatenate([combined[:, :6, :6], combined[:, :6, -6:], combined[:, -6:, :6],
+                                  combined[:, -6:, -6:]], axis=1)  # fmt: skip
+        assert np.sqrt(np.mean(np.abs(corners) ** 2)) == pytest.approx(sigma, rel=0.15)
+    entries = [entry for entry in json.loads((small_embedded / "manifest.json").read_text())["files"]]
+    assert all(entry["noise_sigma"] > 0 for entry in entries)

@@ -28,8 +28,12 @@ def real_pair(small_embedded):
     return np.abs(target + 0.05 * rng.normal(size=target.shape)), target
 
 
-def batch_of(recon, target):
-    return ScoringBatch(torch.from_numpy(recon), torch.from_numpy(target), torch.full((len(target),), target.max()))
+def batch_of(recon, target, with_region=False):
+    from benchmark.metrics.region import head_region
+
+    target = torch.from_numpy(target)
+    region = head_region(target) if with_region else None
+    return ScoringBatch(torch.from_numpy(recon), target, target.amax().expand(len(target)), region=region)
 
 
 @pytest.mark.parametrize("source", ["random", "real"])
@@ -95,9 +99,9 @@ def test_more_noise_is_worse_for_every_available_metric(small_embedded):
     scores = []
     for level in (0.02, 0.1):
         recon = np.abs(target + level * noise)
-        batch = batch_of(recon, target)
+        batch = batch_of(recon, target, with_region=True)
         scores.append({m.name: (m(batch).mean().item(), m.direction) for m in build_metric_suite() if m.available})
-    assert {"psnr_fastmri", "ssim_paper", "nmse_paper", "stlpips_alex"} <= set(scores[0])
+    assert {"psnr_fastmri", "ssim_paper", "nmse_paper", "stlpips_alex", "ssim_paper_head"} <= set(scores[0])
     for name, (low_noise, direction) in scores[0].items():
         high_noise = scores[1][name][0]
         assert (low_noise > high_noise) if direction == "higher" else (low_noise < high_noise), name
@@ -113,3 +117,52 @@ def test_pixel_metrics_scored_on_the_gpu_match_the_cpu():
             on_gpu = cls(protocol, "cuda")(batch)
             assert on_gpu.device.type == "cpu"
             torch.testing.assert_close(on_gpu, cls(protocol)(batch), rtol=1e-6, atol=1e-6)
+
+
+def head_phantom(size=96, outer=36.0, skull=(28.0, 31.0)):
+    """A head-like disc: bright scalp ring, a dark skull ring (zero) and a brain inside, on black air."""
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2
+    radius = np.hypot(y, x)
+    image = np.where(radius < outer, 1.0, 0.0) * (0.6 + 0.4 * np.cos(x / 7.0) ** 2)
+    image[(radius >= skull[0]) & (radius < skull[1])] = 0.0
+    return image, radius
+
+
+def test_head_region_is_the_filled_head_grown_by_its_margin():
+    from benchmark.metrics.region import HEAD_MARGIN_PX, head_region
+
+    image, radius = head_phantom()
+    region = head_region(torch.from_numpy(image)[None])[0].numpy()
+    # The dark skull and everything inside it belong to the head; air beyond the margin does not.
+    assert region[radius < 35].all()
+    assert not region[radius > 36 + HEAD_MARGIN_PX + 1].any()
+    area = math.pi * (36 + HEAD_MARGIN_PX) ** 2
+    assert region.sum() == pytest.approx(area, rel=0.06)
+
+
+def test_head_region_metrics_ignore_errors_in_the_air_and_match_skimage_inside():
+    from benchmark.metrics.region import HEAD, head_region
+
+    image, radius = head_phantom()
+    rng = np.random.default_rng(3)
+    recon = image.copy()
+    recon[radius > 46] += 0.2 * rng.random((radius > 46).sum())  # errors only far out in the air
+    target, estimate = image[None], recon[None]
+    region = head_region(torch.from_numpy(target))
+    batch = ScoringBatch(torch.from_numpy(estimate), torch.from_numpy(target), torch.ones(1), region=region)
+    assert math.isinf(PSNR("paper", region=HEAD)(batch).item()) and PSNR("paper")(batch).item() < 40
+    assert SSIM("fastmri", region=HEAD)(batch).item() == pytest.approx(1.0, abs=1e-9)
+    # Errors inside the head: region PSNR from the masked MSE, region SSIM = skimage's SSIM map over the region.
+    recon = image + 0.05 * rng.normal(size=image.shape)
+    batch = ScoringBatch(torch.from_numpy(recon[None]), torch.from_numpy(target), torch.ones(1), region=region)
+    mask = region[0].numpy()
+    mse = ((recon - image) ** 2)[mask].mean()
+    assert PSNR("fastmri", region=HEAD)(batch).item() == pytest.approx(10 * math.log10(1 / mse), abs=1e-9)
+    _, ssim_map = structural_similarity(image, recon, data_range=1.0, full=True)
+    pad = 3  # skimage's 7 x 7 window: the map is averaged over the pixels at least 3 from every edge
+    inner = np.zeros_like(mask)
+    inner[pad:-pad, pad:-pad] = True
+    expected = ssim_map[mask & inner].mean()
+    assert SSIM("fastmri", region=HEAD)(batch).item() == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(ValueError, match="carries no region mask"):
+        SSIM("paper", region=HEAD)(batch_of(recon[None], target))

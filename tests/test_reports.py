@@ -188,7 +188,8 @@ def test_report_writes_tables_and_figures_for_a_run(small_run, tmp_path):
     assert {"tables.md", "tables.tex", "tables_std.md", "tables_std.tex", "masks.png"} <= names
     assert {f"grid_{mask}_T1.png" for mask in MASKS} <= names
     text = (tmp_path / "report" / "tables.md").read_text()
-    assert text.count("### ") == 4 + 4  # four mask tables, Supp. Table 2, Tables 4 and 5, runtime
+    # four mask tables, Supp. Table 2, Tables 4 and 5 with their paired differences to NASP base, runtime
+    assert text.count("### ") == 4 + 6
     assert {f"distillation_nasp-base_{mask}_T1.png" for mask in MASKS} <= names  # Fig. 5: base vs distilled
     assert "no base/distilled pair" not in text  # Table 5 pairs nasp-base with nasp
     assert "24.61" in text  # the paper's NASP PSNR, Table 1, in its labelled rows

@@ -53,14 +53,32 @@ def load_template() -> dict[str, np.ndarray]:
     return {"t1": t1, "gm": gm, "wm": wm, "csf": csf, "brain": brain, **hull_volumes(brain)}
 
 
+def slice_levels(num_slices: int, position: int = 0, count: int = 1) -> np.ndarray:
+    """Template levels (mm) of a subject's slices before its random offset.
+
+    Several slices span ``SLICE_RANGE`` evenly. A subject with one slice takes the middle of its own stratum:
+    subject ``position`` of ``count`` in its split gets ``lo + (position + 1/2) / count * (hi - lo)``, so a split
+    of one-slice subjects still covers the whole range.
+    """
+    low, high = SLICE_RANGE
+    if num_slices > 1:
+        return np.linspace(low, high, num_slices)
+    return np.array([low + (position + 0.5) / count * (high - low)])
+
+
 def deformed_slices(
-    rng: np.random.Generator, num_slices: int, shape: tuple[int, int], pixel_mm: float = 1.0
+    rng: np.random.Generator,
+    num_slices: int,
+    shape: tuple[int, int],
+    pixel_mm: float = 1.0,
+    levels_mm: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """One virtual subject: axial slices ``(S, H, W)`` of every template volume after a smooth warp,
     plus ``points_mm`` ``(3, S, H, W)``: each pixel's position (x, y, z) in millimetres from the head centre.
 
     Rows run anterior (top) to posterior, columns left to right, ``pixel_mm`` pixels on a ``shape`` grid
-    centred on the template.
+    centred on the template. ``levels_mm``: the slices' template levels before the subject's offset
+    (default ``slice_levels(num_slices)``).
     """
     template = load_template()
     dims = np.array(template["t1"].shape, dtype=float)
@@ -68,7 +86,7 @@ def deformed_slices(
     linear = _random_linear_map(rng)
     waves = _random_displacement_waves(rng)
     offset = rng.uniform(-4, 4)
-    z_levels = np.linspace(*SLICE_RANGE, num_slices) + offset
+    z_levels = (slice_levels(num_slices) if levels_mm is None else levels_mm) + offset
     rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
     x = (cols - (shape[1] - 1) / 2) * pixel_mm + centre[0]
     y = ((shape[0] - 1) / 2 - rows) * pixel_mm + centre[1]

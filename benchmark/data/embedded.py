@@ -27,9 +27,9 @@ import numpy as np
 import sigpy.mri
 from tqdm import tqdm
 
-from benchmark.data.anatomy import CONTRASTS, deformed_slices, subject_tissues, synthesize_contrast
+from benchmark.data.anatomy import CONTRASTS, deformed_slices, slice_levels, subject_tissues, synthesize_contrast
 from benchmark.data.fastmri import write_volume
-from benchmark.data.manifest import EMBEDDED_BUILDER_VERSION, FileEntry, entry_for, write_manifest
+from benchmark.data.manifest import EMBEDDED_BUILDER_VERSION, TRAINING_SPLITS, FileEntry, entry_for, write_manifest
 from benchmark.errors import BenchmarkError
 from benchmark.physics.fft import numpy_fft2c
 
@@ -37,6 +37,8 @@ ACQUISITION = {"T1": "AXT1", "T2": "AXT2", "FLAIR": "AXFLAIR"}
 #: Share of the field of view (rows and columns) the head spans on every slice of the default build,
 #: measured on the RSS images (pixels above 10 % of the slice maximum); stated in DATASET.md.
 HEAD_FILL_RANGE = (0.64, 0.92)
+#: HDF5 attribute holding the standard deviation σ of the complex k-space noise (E|n|² = σ² per sample).
+NOISE_SIGMA_ATTR = "kspace_noise_sigma"
 #: Environment variable that overrides the default dataset location.
 DATA_ENV = "MRIBENCH_DATA"
 
@@ -46,13 +48,15 @@ class EmbeddedSpec:
     """Everything that determines the dataset's bytes (recorded in its manifest).
 
     ``splits`` holds (split, subjects, slices per volume); subject ``i`` (counted over all splits) gets
-    ``coil_counts[i % len(coil_counts)]`` coils, so every split holds every coil count.
+    ``coil_counts[i % len(coil_counts)]`` coils, so every split holds every coil count. The test split has one
+    slice per subject (independent units for paired tests), at levels spread over the slice range
+    (``anatomy.slice_levels``).
     """
 
     shape: tuple[int, int] = (256, 256)
     pixel_mm: float = 1.0
     coil_counts: tuple[int, ...] = (8, 12, 16)
-    splits: tuple[tuple[str, int, int], ...] = (("train", 12, 3), ("val", 3, 3), ("test", 12, 2))
+    splits: tuple[tuple[str, int, int], ...] = (("train", 12, 3), ("val", 3, 3), ("test", 24, 1))
     snr: float = 40.0
     seed: int = 2026
 
@@ -86,12 +90,13 @@ def build_embedded(root: str | Path, spec: EmbeddedSpec = EmbeddedSpec(), force:
 
 
 def _write_volumes(root: Path, spec: EmbeddedSpec) -> list[FileEntry]:
-    subjects = [(split, slices) for split, count, slices in spec.splits for _ in range(count)]
+    subjects = [(split, slices, position, count) for split, count, slices in spec.splits for position in range(count)]
     entries = []
     progress = tqdm(total=len(subjects) * len(CONTRASTS), desc="embedded dataset", unit="volume")
-    for subject_id, (split, num_slices) in enumerate(subjects):
+    for subject_id, (split, num_slices, position, count) in enumerate(subjects):
         rng = np.random.default_rng([spec.seed, subject_id])
-        slices = deformed_slices(rng, num_slices, spec.shape, spec.pixel_mm)
+        levels = slice_levels(num_slices, position, count)
+        slices = deformed_slices(rng, num_slices, spec.shape, spec.pixel_mm, levels)
         tissues = subject_tissues(slices, rng)
         maps_CHW = _subject_coils(rng, spec.coil_counts[subject_id % len(spec.coil_counts)], spec.shape)
         phase = _smooth_phase(rng, (num_slices, *spec.shape))
@@ -100,10 +105,13 @@ def _write_volumes(root: Path, spec: EmbeddedSpec) -> list[FileEntry]:
             progress.set_postfix_str(f"{split} {patient_id} {contrast}")
             contrast_rng = np.random.default_rng([spec.seed, subject_id, contrast_index])
             magnitude = synthesize_contrast(slices, tissues, contrast)
-            kspace = _acquire(magnitude * np.exp(1j * phase), maps_CHW, contrast_rng, spec.snr)
+            kspace, sigma = _acquire(magnitude * np.exp(1j * phase), maps_CHW, contrast_rng, spec.snr)
             path = root / split / f"embedded_{patient_id}_{ACQUISITION[contrast]}.h5"
-            write_volume(path, kspace, maps_CHW.astype(np.complex64), ACQUISITION[contrast], patient_id)
-            entries.append(entry_for(root, path, split, contrast, patient_id, num_slices))
+            # Train/val files keep builder 3's bytes (the shipped checkpoints' provenance); the manifest holds
+            # every file's noise level, and the scored splits carry it in the file too.
+            attrs = None if split in TRAINING_SPLITS else {NOISE_SIGMA_ATTR: sigma}
+            write_volume(path, kspace, maps_CHW.astype(np.complex64), ACQUISITION[contrast], patient_id, attrs)
+            entries.append(entry_for(root, path, split, contrast, patient_id, num_slices, noise_sigma=sigma))
             progress.update()
     progress.close()
     return entries
@@ -117,14 +125,17 @@ def _subject_coils(rng: np.random.Generator, num_coils: int, shape: tuple[int, i
     return maps * np.exp(1j * rng.uniform(0, 2 * math.pi, num_coils))[:, None, None]
 
 
-def _acquire(image_SHW: np.ndarray, maps_CHW: np.ndarray, rng: np.random.Generator, snr: float) -> np.ndarray:
-    """Noisy multi-coil k-space ``(S, C, H, W)`` complex64 of a complex image volume."""
+def _acquire(
+    image_SHW: np.ndarray, maps_CHW: np.ndarray, rng: np.random.Generator, snr: float
+) -> tuple[np.ndarray, float]:
+    """Noisy multi-coil k-space ``(S, C, H, W)`` complex64 of a complex image volume, and the noise's
+    standard deviation σ (complex: each of the real and imaginary parts has σ / √2, so E|n|² = σ²)."""
     kspace = numpy_fft2c(maps_CHW[None] * image_SHW[:, None])
     magnitude = np.abs(image_SHW)
     inside = magnitude > 0.05 * magnitude.max()
     sigma = magnitude[inside].mean() / snr
     noise = rng.normal(size=(2, *kspace.shape)) * sigma / math.sqrt(2)
-    return (kspace + noise[0] + 1j * noise[1]).astype(np.complex64)
+    return (kspace + noise[0] + 1j * noise[1]).astype(np.complex64), float(sigma)
 
 
 def _smooth_phase(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:

@@ -309,11 +309,13 @@ def write_volume(
     maps_CHW: np.ndarray,
     acquisition: str,
     patient_id: str,
+    extra_attrs: dict[str, float] | None = None,
 ) -> None:
     """Write one volume atomically in the fastMRI multi-coil layout plus ``sensitivity_maps``.
 
     ``reconstruction_rss``, ``max`` and ``norm`` are computed from the k-space as fastMRI defines them
-    (RSS of the coil images; volume maximum; Frobenius norm of the RSS volume).
+    (RSS of the coil images; volume maximum; Frobenius norm of the RSS volume). ``extra_attrs`` are written
+    after those (e.g. the simulated k-space noise level).
     """
     # numpy float64, rounded once: the bytes must not depend on the torch build's FFT.
     coil_images = numpy_ifft2c(kspace_SCHW.astype(np.complex64).astype(np.complex128))
@@ -330,6 +332,8 @@ def write_volume(
         handle.attrs["max"] = float(recon.max())
         # Not np.linalg.norm: BLAS kernels (chosen per CPU) round it differently; fsum is exact everywhere.
         handle.attrs["norm"] = math.sqrt(math.fsum(np.square(recon, dtype=np.float64).ravel().tolist()))
+        for key, value in (extra_attrs or {}).items():
+            handle.attrs[key] = value
 
 
 def _open_problem(error: OSError) -> str:

@@ -21,9 +21,12 @@ if TYPE_CHECKING:
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "val", "test")
+#: The splits training reads; their hash (``trainval_hash``) says which data a checkpoint learned from.
+TRAINING_SPLITS = ("train", "val")
 #: Version of the embedded builder; a dataset made by another version is refused (its bytes differ).
 #: 3: no BLAS/LAPACK in the build (version 2's bytes depended on the CPU's OpenBLAS kernel).
-EMBEDDED_BUILDER_VERSION = "3"
+#: 4: test split of 24 subjects x 1 slice (was 12 x 2) with each file's k-space noise level; train/val unchanged.
+EMBEDDED_BUILDER_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class FileEntry:
     num_slices: int
     size_bytes: int
     sha256: str
+    #: Standard deviation of the complex k-space noise (known for simulated data; ``None`` when not recorded).
+    noise_sigma: float | None = None
 
 
 def dataset_hash(entries: list[FileEntry]) -> str:
@@ -45,7 +50,20 @@ def dataset_hash(entries: list[FileEntry]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def entry_for(root: Path, path: Path, split: str, contrast: str, patient_id: str, num_slices: int) -> FileEntry:
+def trainval_hash(entries: list[FileEntry]) -> str:
+    """``dataset_hash`` of the train and val files only: equal for two datasets whose test splits differ."""
+    return dataset_hash([entry for entry in entries if entry.split in TRAINING_SPLITS])
+
+
+def entry_for(
+    root: Path,
+    path: Path,
+    split: str,
+    contrast: str,
+    patient_id: str,
+    num_slices: int,
+    noise_sigma: float | None = None,
+) -> FileEntry:
     """Describe a written file (hashes its bytes)."""
     return FileEntry(
         path=path.relative_to(root).as_posix(),
@@ -55,6 +73,7 @@ def entry_for(root: Path, path: Path, split: str, contrast: str, patient_id: str
         num_slices=num_slices,
         size_bytes=path.stat().st_size,
         sha256=sha256_file(path),
+        noise_sigma=noise_sigma,
     )
 
 
@@ -62,6 +81,7 @@ def write_manifest(root: Path, entries: list[FileEntry], description: dict) -> P
     """Write ``manifest.json`` atomically; ``description`` records how the data was made."""
     payload = {
         "dataset_hash": dataset_hash(entries),
+        "trainval_hash": trainval_hash(entries),
         "description": description,
         "files": [entry.__dict__ for entry in sorted(entries, key=lambda e: e.path)],
     }
@@ -131,6 +151,8 @@ def verify_dataset(root: str | Path, check_hashes: bool = False) -> str:
             raise DataError(path, f"differs from the manifest ({found}); {hint}")
     if dataset_hash(manifest["entries"]) != manifest["dataset_hash"]:
         raise DataError(root / MANIFEST_NAME, "dataset_hash does not match the listed files")
+    if "trainval_hash" in manifest and trainval_hash(manifest["entries"]) != manifest["trainval_hash"]:
+        raise DataError(root / MANIFEST_NAME, "trainval_hash does not match the listed train/val files")
     return manifest["dataset_hash"]
 
 

@@ -21,11 +21,13 @@ SCORING_PROTOCOLS = ("fastmri", "paper")
 
 @dataclass(frozen=True)
 class ScoringBatch:
-    """Magnitude images ``(B, H, W)`` and each image's target-volume maximum ``(B,)``."""
+    """Magnitude images ``(B, H, W)``, each image's target-volume maximum ``(B,)`` and, for region metrics, the
+    boolean scoring region ``(B, H, W)`` (``benchmark.metrics.region``)."""
 
     recon: torch.Tensor
     target: torch.Tensor
     volume_max: torch.Tensor
+    region: torch.Tensor | None = None
 
 
 class Metric(ABC):

@@ -48,7 +48,7 @@ def _row_label(row: str) -> str:
 
 def _cells(table: Table, with_std: bool, with_ci: bool = False) -> list[list[tuple[str, bool, str]]]:
     """(text, bold, mark) per cell."""
-    best = best_rows(table)
+    best = best_rows(table) | table.bold
     columns = [c for _, cols in table.groups for c in cols]
     body = []
     for row in table.rows:
@@ -60,7 +60,7 @@ def _cells(table: Table, with_std: bool, with_ci: bool = False) -> list[list[tup
                 else None
             )
             interval = None
-            if with_ci and table.ci_low is not None and column in table.ci_low:
+            if (with_ci or table.show_ci) and table.ci_low is not None and column in table.ci_low:
                 interval = (table.ci_low.loc[row, column], table.ci_high.loc[row, column])
             text = format_value(table.values.loc[row, column], column, spread, interval)
             cells.append((text, row in best.get(column, set()), table.marks.get((row, column), "")))
@@ -102,7 +102,7 @@ def latex_escape(text: str) -> str:
         .replace("±", r"$\pm$")
         .replace("—", "---")
         .replace("∞", r"$\infty$")
-        .replace("†", r"$^\dagger$")
+        .replace("▲", r"$^{\triangle}$")
         .replace("α", r"$\alpha$")
     )
 

@@ -12,18 +12,22 @@ from benchmark.data import read_manifest
 from benchmark.data.fastmri import LoadOptions, read_slice
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path
+from benchmark.metrics.region import IMAGE
+from benchmark.reports.differences import ABLATION_REFERENCE, ablation_differences, distillation_differences
 from benchmark.reports.figures import plot_comparison, plot_masks
 from benchmark.reports.render import to_latex, to_markdown
 from benchmark.reports.seeds import seed_spread, write_seed_report
 from benchmark.reports.significance import annotate, mask_stats
 from benchmark.reports.tables import (
     MASK_METRICS,
+    MASK_TABLES,
     ablation_table,
     distillation_pairs,
     distillation_table,
     mask_table,
     method_label,
     perceptual_table,
+    region_caption,
     runtime_table,
 )
 from benchmark.reports.throughput import load_perf, throughput_table
@@ -61,28 +65,36 @@ def build_tables(
     volumes: pd.DataFrame | None = None,
     reference: str | None = None,
     perf: str | Path | None = None,
+    family: str | None = None,
+    region: str = IMAGE,
 ) -> tuple[list, pd.DataFrame]:
-    """The report's tables, and the tidy statistics of its per-mask tables (intervals, p-values); with
-    ``perf`` (a ``benchmark perf`` CSV) also the throughput table."""
+    """The report's tables, and the tidy statistics of its per-mask tables and of Tables 4/5's paired
+    differences (intervals, p-values, families, minimum detectable differences); with ``perf`` (a
+    ``benchmark perf`` CSV) also the throughput table."""
     unavailable = unavailable_metrics(metadata)
     masks = [m for m in MASK_ORDER if m in set(table["mask"])]
     tables, stats = [], []
     for mask in masks:
-        result = mask_table(table, mask, scoring, unavailable, with_paper, volumes)
-        stats.append(mask_stats(table, volumes, mask, MASK_METRICS, scoring, reference))
-        annotate(result, stats[-1], reference)
+        result = mask_table(table, mask, scoring, unavailable, with_paper, volumes, region)
+        stats.append(mask_stats(table, volumes, mask, MASK_METRICS, scoring, reference, family, region))
+        annotate(result, stats[-1], reference, family)
+        stats[-1].insert(0, "table", MASK_TABLES[mask])
         tables.append(result)
     tables.append(perceptual_table(table, masks, unavailable, with_paper))
-    controlled = [ablation_table(table, masks, scoring, unavailable, volumes),
-                  distillation_table(table, masks, scoring, unavailable, volumes)]  # fmt: skip
     notes = tokenizer_notes(metadata)
-    for result in controlled:
-        result.row_notes |= {row: notes[row.split("|")[-1]] for row in result.rows if row.split("|")[-1] in notes}
-    tables += controlled
+    for build, differences in ((ablation_table, ablation_differences), (distillation_table, distillation_differences)):
+        controlled = build(table, masks, scoring, unavailable, volumes, region)
+        paired, paired_stats = differences(table, volumes, masks, scoring, region)
+        for result in (controlled, paired):
+            if result is not None:
+                result.row_notes |= {r: notes[r.split("|")[-1]] for r in result.rows if r.split("|")[-1] in notes}
+                tables.append(result)
+        stats.append(paired_stats)
     tables.append(runtime_table(table))
     if perf is not None:
         tables.append(throughput_table(load_perf(perf), list(dict.fromkeys(table["method"])), str(perf)))
     statement = data_statement(metadata, scoring if volumes is not None or scoring == "paper" else "fastmri-images")
+    statement += f" {region_caption(region)}"
     dataset = metadata.get("dataset") or {}
     mismatches = metadata.get("setting_mismatches") or {}
     for result in tables:
@@ -93,10 +105,8 @@ def build_tables(
             name = row.split("|")[-1]
             if name in mismatches:
                 result.row_notes[row] = f"scored outside its training setting (--allow-mismatch): {mismatches[name]}"
+    stats = [frame for frame in stats if not frame.empty]
     return tables, pd.concat(stats, ignore_index=True) if stats else pd.DataFrame()
-
-
-ABLATION_REFERENCE = "nasp-base"
 
 
 def tokenizer_notes(metadata: dict) -> dict[str, str]:
@@ -159,6 +169,8 @@ def write_report(
     reference: str | None = None,
     seed_runs: tuple[str | Path, ...] = (),
     perf: str | Path | None = None,
+    family: str | None = None,
+    region: str = IMAGE,
 ) -> list[Path]:
     """Write tables (mean and mean ± std, markdown and LaTeX; with ``with_stats`` also the per-mask tables
     with 95 % intervals and ``stats.csv``; with ``seed_runs`` the training-noise table ``seeds.md``) and
@@ -166,7 +178,9 @@ def write_report(
     run_dir, out = Path(run_dir), Path(out)
     table, metadata = load_run(run_dir)
     seeded = [(*load_run(path), load_volume_table(path)) for path in seed_runs]
-    tables, stats = build_tables(table, metadata, scoring, with_paper, load_volume_table(run_dir), reference, perf)
+    tables, stats = build_tables(
+        table, metadata, scoring, with_paper, load_volume_table(run_dir), reference, perf, family, region
+    )
     preface = (
         f"Run `{run_dir}` (config {metadata['config_hash']}, data {metadata['data_hash'][:16]}, "
         f"commit {metadata['git_commit'][:12]}, device {metadata['device']}).\n\n"
@@ -174,7 +188,7 @@ def write_report(
     written = []
     variants = [("tables", tables, {}), ("tables_std", tables, {"with_std": True})]
     if with_stats:
-        variants.append(("tables_ci", [t for t in tables if t.ci_low is not None], {"with_ci": True}))
+        variants.append(("tables_ci", [t for t in tables if t.ci_low is not None and not t.show_ci], {"with_ci": True}))
     for name, chosen, options in variants:
         for suffix, render in ((".md", to_markdown), (".tex", to_latex)):
             text = "\n".join(render(t, **options) for t in chosen)

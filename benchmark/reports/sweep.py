@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.io import atomic_path
+from benchmark.metrics.region import IMAGE
 from benchmark.reports.figures import plot_sweep
 from benchmark.reports.report import MASK_ORDER, load_run, load_volume_table, write_report
 from benchmark.reports.significance import mask_stats
@@ -26,7 +27,7 @@ def trained_elsewhere(metadata: dict) -> dict[str, int]:
     return found
 
 
-def sweep_points(sweep_dir: str | Path, scoring: str) -> pd.DataFrame:
+def sweep_points(sweep_dir: str | Path, scoring: str, region: str = IMAGE) -> pd.DataFrame:
     """One row per (method, mask, contrast, metric, R): mean, 95 % interval, subjects, legend label."""
     frames = []
     for acceleration, run_dir in sorted(read_sweep(sweep_dir).items()):
@@ -34,7 +35,7 @@ def sweep_points(sweep_dir: str | Path, scoring: str) -> pd.DataFrame:
         volumes = load_volume_table(run_dir)
         elsewhere = trained_elsewhere(metadata)
         for mask in [m for m in MASK_ORDER if m in set(table["mask"])]:
-            stats = mask_stats(table, volumes, mask, SWEEP_METRICS, scoring)
+            stats = mask_stats(table, volumes, mask, SWEEP_METRICS, scoring, region=region)
             stats["acceleration"] = acceleration
             stats["trained_at"] = stats["method"].map(elsewhere).astype("Int64")
             frames.append(stats)
@@ -52,7 +53,7 @@ def write_sweep_report(sweep_dir: str | Path, out: str | Path, scoring: str, **r
     written = []
     for acceleration, run_dir in sorted(read_sweep(sweep_dir).items()):
         written += write_report(run_dir, out / f"R{acceleration}", scoring, **report_options)
-    points = sweep_points(sweep_dir, scoring)
+    points = sweep_points(sweep_dir, scoring, report_options.get("region", IMAGE))
     with atomic_path(out / "sweep_points.csv") as tmp:
         points.drop(columns=["label"]).to_csv(tmp, index=False)
     written.append(out / "sweep_points.csv")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from benchmark.metrics.region import IMAGE, REGION_DESCRIPTIONS, region_suffix
 from benchmark.reports.paper import PAPER_METHODS, paper_values
 
 CONTRASTS = ("T1", "T2", "FLAIR")
@@ -72,8 +73,11 @@ class Table:
     paper: pd.DataFrame | None = None  # published values (strings), same columns
     paper_label: str = "Published (paper, fastMRI)"
     marks: dict[tuple[str, str], str] = field(default_factory=dict)  # (row, column) -> significance mark
+    #: column -> rows set in bold, where a significance rule decides (elsewhere: the column's best value)
+    bold: dict[str, set[str]] = field(default_factory=dict)
     ci_low: pd.DataFrame | None = None  # 95 % confidence interval bounds, same shape as values
     ci_high: pd.DataFrame | None = None
+    show_ci: bool = False  # render the intervals in every variant (tables of differences)
 
 
 #: Distilled methods and the base each was distilled from, for Table 5 and Fig. 5 (beside the generic
@@ -87,9 +91,17 @@ def distillation_pairs(methods: list[str]) -> list[tuple[str, str]]:
     return pairs + [(base, m) for m, base in DISTILLED_FROM.items() if m in methods and base in methods]
 
 
-def column_key(metric: str, protocol: str) -> str:
-    """The per-image table's column for a displayed metric (PSNR/SSIM carry the protocol)."""
-    return f"{metric}_{protocol}" if metric in ("psnr", "ssim", "nmse") else metric
+def column_key(metric: str, protocol: str, region: str = IMAGE) -> str:
+    """The per-image table's column for a displayed metric (PSNR/SSIM carry the protocol, and a region other
+    than the whole image; NMSE only the protocol)."""
+    if metric in ("psnr", "ssim"):
+        return f"{metric}_{protocol}{region_suffix(region)}"
+    return f"{metric}_{protocol}" if metric == "nmse" else metric
+
+
+def region_caption(region: str) -> str:
+    """What a table's PSNR/SSIM average over."""
+    return f"PSNR/SSIM over the {REGION_DESCRIPTIONS[region]}."
 
 
 def ordered_methods(table: pd.DataFrame) -> list[str]:
@@ -105,16 +117,18 @@ def mask_table(
     unavailable: dict[str, str],
     with_paper: bool,
     volumes: pd.DataFrame | None = None,
+    region: str = IMAGE,
 ) -> Table:
     """Tables 1-3 / Supp. Table 1: methods x (PSNR, SSIM, LPIPS, ST-LPIPS) x (T1, T2, FLAIR).
 
-    ``volumes`` (per-volume fastMRI scores) supplies PSNR/SSIM under the ``fastmri`` protocol.
+    ``volumes`` (per-volume fastMRI scores) supplies PSNR/SSIM under the ``fastmri`` protocol; ``region`` is
+    where PSNR/SSIM average (``benchmark.metrics.region``).
     """
     metrics = MASK_METRICS
     subset = table[table["mask"] == mask]
     groups = [(METRIC_LABELS[m], [f"{m}|{c}" for c in CONTRASTS]) for m in metrics]
     rows = ordered_methods(table)
-    values, spread = _grid(subset, rows, metrics, protocol, by_contrast=True, volumes=_of_mask(volumes, mask))
+    values, spread = _grid(subset, rows, metrics, protocol, True, _of_mask(volumes, mask), region)
     acceleration = int(subset["acceleration"].iloc[0]) if len(subset) else 32
     result = Table(
         title=f"{MASK_TABLES[mask]}: {MASK_TITLES[mask]}, R = {acceleration}",
@@ -159,6 +173,7 @@ def ablation_table(
     protocol: str,
     unavailable: dict[str, str],
     volumes: pd.DataFrame | None = None,
+    region: str = IMAGE,
 ) -> Table:
     """Table 4: every method/variant of the run x masks, (PSNR, SSIM, LPIPS) averaged over contrasts."""
     metrics = ["psnr", "ssim", "lpips_alex"]
@@ -166,7 +181,7 @@ def ablation_table(
     frames, spreads = [], []
     for mask in masks:
         subset, mask_volumes = table[table["mask"] == mask], _of_mask(volumes, mask)
-        values, spread = _grid(subset, rows, metrics, protocol, by_contrast=False, volumes=mask_volumes)
+        values, spread = _grid(subset, rows, metrics, protocol, False, mask_volumes, region)
         frames.append(values.set_axis([f"{mask}|{c}" for c in values.columns], axis=1))
         spreads.append(spread.set_axis([f"{mask}|{c}" for c in spread.columns], axis=1))
     result = Table(
@@ -187,6 +202,7 @@ def distillation_table(
     protocol: str,
     unavailable: dict[str, str],
     volumes: pd.DataFrame | None = None,
+    region: str = IMAGE,
 ) -> Table:
     """Table 5: base vs distilled (``distillation_pairs``) per mask and contrast."""
     metrics = ["psnr", "ssim", "lpips_alex"]
@@ -197,7 +213,7 @@ def distillation_table(
     for mask in masks:
         subset = table[table["mask"] == mask]
         names = [n for pair in pairs for n in pair]
-        grid, grid_spread = _grid(subset, names, metrics, protocol, by_contrast=True, volumes=_of_mask(volumes, mask))
+        grid, grid_spread = _grid(subset, names, metrics, protocol, True, _of_mask(volumes, mask), region)
         for name in grid.index:
             values.loc[f"{mask}|{name}"] = grid.loc[name].to_numpy()
             spread.loc[f"{mask}|{name}"] = grid_spread.loc[name].to_numpy()
@@ -272,6 +288,7 @@ def _grid(
     protocol: str,
     by_contrast: bool,
     volumes: pd.DataFrame | None = None,
+    region: str = IMAGE,
 ):
     """Mean and std per (method[, contrast]) for each metric, as ``rows`` x ``metric|contrast`` frames.
 
@@ -280,7 +297,7 @@ def _grid(
     """
     columns, means, stds = [], {}, {}
     for metric in metrics:
-        key = column_key(metric, protocol)
+        key = column_key(metric, protocol, region)
         source = metric_source(subset, volumes, key, protocol)
         present = key in source.columns
         keys = [f"{metric}|{c}" for c in CONTRASTS] if by_contrast else [metric]

@@ -32,6 +32,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path
 from benchmark.masks import get_pattern
 from benchmark.metrics import build_metric_suite
+from benchmark.metrics.region import IMAGE, region_suffix
 from benchmark.registry import check_method_name, get_method_class
 from benchmark.runner.config import RunConfig
 from benchmark.runner.environment import device_name, git_commit, library_versions, resolve_device
@@ -203,16 +204,20 @@ def _write_json(path: Path, payload: dict) -> None:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def summarize(table: pd.DataFrame, scoring: str = "paper", volumes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Mean per (method, mask, contrast) of PSNR/SSIM under the ``scoring`` protocol, perceptual metrics, runtime.
+def summarize(
+    table: pd.DataFrame, scoring: str = "paper", volumes: pd.DataFrame | None = None, region: str = IMAGE
+) -> pd.DataFrame:
+    """Mean per (method, mask, contrast) of PSNR/SSIM under the ``scoring`` protocol over ``region``, perceptual
+    metrics, runtime.
 
     Under ``fastmri`` PSNR/SSIM are means of the per-volume scores in ``volumes`` (fastMRI's convention).
     """
     keys = ["method", "mask", "contrast"]
-    columns = [f"psnr_{scoring}", f"ssim_{scoring}", "lpips_alex", "dists", "stlpips_alex", "runtime_s"]
+    suffix = region_suffix(region)
+    pixel = [f"psnr_{scoring}{suffix}", f"ssim_{scoring}{suffix}"]
+    columns = [*pixel, "lpips_alex", "dists", "stlpips_alex", "runtime_s"]
     present = [c for c in columns if c in table and table[c].notna().any()]
     summary = table.groupby(keys, sort=False)[present].mean()
     if scoring == "fastmri" and volumes is not None:
-        pixel = ["psnr_fastmri", "ssim_fastmri"]
         summary[pixel] = volumes.groupby(keys, sort=False)[pixel].mean().reindex(summary.index)
     return summary.round(4)

@@ -21,6 +21,7 @@ from benchmark.io import atomic_path
 from benchmark.masks import make_mask, mask_seed
 from benchmark.method import Method, ReconBatch
 from benchmark.metrics import Metric, ScoringBatch
+from benchmark.metrics.region import head_region
 from benchmark.metrics.volume import fastmri_volume_scores
 from benchmark.runner.environment import Timer
 
@@ -181,13 +182,15 @@ def score_unit(unit: Unit, out: Path, volume: dict, metrics: list[Metric], extra
         "patient_id": volume["patient_id"],
         "acceleration": int(attrs["acceleration"]),
     }
-    volume_row = pd.DataFrame([{**identity, "num_slices": target.shape[0], **fastmri_volume_scores(recon, target)}])
+    region = head_region(target)  # scoring only: derived from the target, never shown to a method
+    scores = fastmri_volume_scores(recon, target, region)
+    volume_row = pd.DataFrame([{**identity, "num_slices": target.shape[0], **scores}])
     for key, value in extra.items():
         volume_row[key] = value
     with atomic_path(unit.volume_metrics_path(out)) as tmp:
         volume_row.to_csv(tmp, index=False)
     volume_max = target.amax().expand(target.shape[0])
-    batch = ScoringBatch(recon=recon, target=target, volume_max=volume_max)
+    batch = ScoringBatch(recon=recon, target=target, volume_max=volume_max, region=region)
     rows = pd.DataFrame({**identity, "slice": volume["slice_index"]})[ID_COLUMNS]
     for metric in metrics:
         rows[metric.name] = metric(batch).numpy() if metric.available else np.nan

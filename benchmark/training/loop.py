@@ -27,7 +27,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from benchmark.data import LoadOptions, SliceDataset, dataset_files, verify_dataset
+from benchmark.data import LoadOptions, SliceDataset, dataset_files, read_manifest, verify_dataset
+from benchmark.data.manifest import trainval_hash
 from benchmark.data.normalization import measured_scale
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import atomic_path
@@ -182,6 +183,7 @@ class Trainer:
         self.modules = self.method.training_modules()
         self.model = self.modules["model"]
         self.data_hash = verify_dataset(request.data)
+        self.trainval_hash = trainval_hash(read_manifest(request.data)["entries"])
         options = LoadOptions(size=request.size, normalization=request.normalization)
         self.train_set = SliceDataset(dataset_files(request.data, "train"), options)
         self.val_set = SliceDataset(dataset_files(request.data, "val"), options)
@@ -220,6 +222,7 @@ class Trainer:
             "accumulate": self.request.accumulate,
             "best_val_ssim": self.best,
             "data_hash": self.data_hash,
+            "trainval_hash": self.trainval_hash,
             "provenance": self.method.provenance(),
             "training_setting": {
                 "size": list(self.request.size),
@@ -403,7 +406,8 @@ class Trainer:
             command += f" {flag} {value}" if value is not None else ""
         if request.normalization != "measured":
             command += f" --normalization {request.normalization}"
-        record_shipped(target, command, self.data_hash, git_commit(ignore=("results/checkpoints",)))
+        commit = git_commit(ignore=("results/checkpoints",))
+        record_shipped(target, command, self.data_hash, commit, self.trainval_hash)
 
 
 def train(request: TrainRequest) -> Path:
