@@ -12,7 +12,16 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark.cli_args import add_scoring, int_list, resolve_data, resolve_scoring, split_list
+from benchmark.cli_args import (
+    add_scoring,
+    device_choice,
+    int_list,
+    nonnegative_int,
+    positive_int,
+    resolve_data,
+    resolve_scoring,
+    split_list,
+)
 from benchmark.cli_results import add_check, add_perf, add_report
 from benchmark.data.normalization import NORMALIZATIONS
 from benchmark.errors import BenchmarkError
@@ -28,7 +37,7 @@ def _prepare(args: argparse.Namespace) -> None:
     from benchmark.data.convert import convert_fastmri
     from benchmark.data.fastmri import LoadOptions
 
-    root = Path(args.data) if args.data else default_data_root()
+    root = Path(args.data) if args.data else _default_root(args, default_data_root())
     start = time.perf_counter()
     if args.coil_subset:
         from benchmark.data.subset import coil_subset
@@ -44,10 +53,26 @@ def _prepare(args: argparse.Namespace) -> None:
     elif (root / "manifest.json").exists() and not args.force:
         print(f"dataset already at {root}; verifying {'hashes' if args.verify else 'sizes'}")
     else:
-        build_embedded(root, force=args.force)
+        build_embedded(root, _embedded_spec(args), force=args.force)
         print(f"built the embedded dataset at {root}")
     dataset_hash = verify_dataset(root, check_hashes=args.verify)
     print(f"dataset hash {dataset_hash[:16]}…  ({time.perf_counter() - start:.1f} s)")
+
+
+def _embedded_spec(args: argparse.Namespace):
+    """The embedded dataset ``prepare`` builds: the default, its randomised train/val twin, or shifted heads."""
+    from benchmark.data.embedded import SHIFTED_SPEC, EmbeddedSpec
+
+    if args.shifted:
+        return SHIFTED_SPEC
+    return EmbeddedSpec(train_style=args.train_style)
+
+
+def _default_root(args: argparse.Namespace, root: Path) -> Path:
+    """Other embedded datasets than the default live beside it under their own names."""
+    if args.shifted:
+        return root.with_name(f"{root.name}-shift")
+    return root if args.train_style == "realistic" else root.with_name(f"{root.name}-{args.train_style}")
 
 
 def _masks(args: argparse.Namespace) -> None:
@@ -177,7 +202,10 @@ def _train(args: argparse.Namespace) -> None:
         accumulate=args.accumulate,
     )
     best = train(request)
-    print(f"best checkpoint: {best}")
+    if best.is_file():
+        print(f"best checkpoint: {best}")
+    else:
+        print(f"no best checkpoint yet (stopped before the first validation); continue with --resume --out {out}")
 
 
 def _checkpoint_pair(text: str) -> tuple[str, Path]:
@@ -217,13 +245,27 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
     prepare.add_argument("--from-fastmri", metavar="PATH", help="a fastMRI multi-coil .h5 file or a folder of them")
     prepare.add_argument("--split", default="test", help="split the converted files join (default: test)")
     prepare.add_argument(
-        "--virtual-coils", type=int, default=None, help="SVD-compress converted files to N virtual coils"
+        "--virtual-coils", type=positive_int, default=None, help="SVD-compress converted files to N virtual coils"
     )
     prepare.add_argument(
         "--coil-subset",
         metavar="SOURCE",
         help="link SOURCE's train/val files with --train-coils coils and its test files with --test-coils into "
         "--data (the coil-transfer check)",
+    )
+    prepare.add_argument(
+        "--train-style",
+        choices=("realistic", "randomised"),
+        default="realistic",
+        help="train/val heads: realistic (the template's T1/T2/FLAIR, birdcage coils; default) or randomised "
+        "(domain randomisation: random tissue intensities, deformation, bias, blur, coils and noise; default "
+        "--data: data/embedded-randomised); the test split is the same either way",
+    )
+    prepare.add_argument(
+        "--shifted",
+        action="store_true",
+        help="build a test split of shifted heads instead (another site's sequences, a posterior 24-coil array, "
+        "SNR 8, a stronger deformation: outside every training range; default --data: data/embedded-shift)",
     )
     prepare.add_argument("--train-coils", default="8,12", help="coil counts kept in train/val (default: 8,12)")
     prepare.add_argument("--test-coils", default="16", help="coil counts kept in test (default: 16)")
@@ -251,7 +293,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--out", help="run directory (default: results/runs/<profile>-<methods>)")
     run.add_argument("--profile", default="tiny", choices=["tiny", "paper"], help="method sizes (default: tiny)")
     run.add_argument("--resume", action="store_true", help="continue a run, skipping finished (method, mask, volume)")
-    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    run.add_argument("--device", default="auto", type=device_choice, help="auto (CUDA when present), cpu, cuda, cuda:N")
     run.add_argument(
         "--acceleration",
         default="32",
@@ -260,9 +302,11 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
     run.add_argument("--target", default="sense", choices=["sense", "rss"], help="reference image (default: sense)")
-    run.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"), help="image size (256 256)")
-    run.add_argument("--batch-size", type=int, default=8, help="slices per reconstruct call (default 8)")
-    run.add_argument("--seed", type=int, default=0, help="seed for stochastic methods (default 0)")
+    run.add_argument(
+        "--size", type=positive_int, nargs=2, default=[256, 256], metavar=("H", "W"), help="image size (256 256)"
+    )
+    run.add_argument("--batch-size", type=positive_int, default=8, help="slices per reconstruct call (default 8)")
+    run.add_argument("--seed", type=nonnegative_int, default=0, help="seed for stochastic methods (default 0)")
     add_scoring(run, "the summary's PSNR/SSIM")
     run.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
     run.add_argument(
@@ -294,21 +338,26 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--data", help="dataset directory (default: $MRIBENCH_DATA or data/embedded)")
     train.add_argument("--out", help="training directory (default: results/training/<method>-<profile>)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    train.add_argument("--device", default="auto")
-    train.add_argument("--steps", type=int, help="override the profile's number of steps")
-    train.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
-    train.add_argument("--batch-size", type=int, help="override the profile's per-process batch size")
+    train.add_argument("--device", default="auto", type=device_choice, help="auto (CUDA when present), cpu, cuda:N")
+    train.add_argument("--steps", type=positive_int, help="override the profile's number of steps")
+    train.add_argument("--size", type=positive_int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    train.add_argument("--batch-size", type=positive_int, help="override the profile's per-process batch size")
     train.add_argument(
         "--accumulate",
-        type=int,
+        type=positive_int,
         default=1,
         help="split each step's batch into N micro-batches and add their gradients (same batch and weights, less "
         "memory; one-network methods)",
     )
-    train.add_argument("--seed", type=int, help="override the profile's seed")
-    train.add_argument("--stop-after", type=int, metavar="STEP", help="stop at this step with a checkpoint (--resume)")
+    train.add_argument("--seed", type=nonnegative_int, help="override the profile's seed")
     train.add_argument(
-        "--save-every", type=int, metavar="N", help="also write OUT/last.pt every N steps (for jobs that may be killed)"
+        "--stop-after", type=positive_int, metavar="STEP", help="stop at this step with a checkpoint (--resume)"
+    )
+    train.add_argument(
+        "--save-every",
+        type=positive_int,
+        metavar="N",
+        help="also write OUT/last.pt every N steps (for jobs that may be killed)",
     )
     train.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
     train.add_argument("--ship", action="store_true", help="install best.pt as the shipped checkpoint")
@@ -357,9 +406,9 @@ def _add_masks(commands: argparse._SubParsersAction) -> None:
         description="Draw cartesian_x, cartesian_y, gaussian_2d and radial masks side by side.",
     )
     masks.add_argument("--out", default="reports/masks.png", help="output image; format from the suffix")
-    masks.add_argument("--acceleration", type=int, default=32, help="acceleration factor R (default 32)")
-    masks.add_argument("--shape", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
-    masks.add_argument("--seed", type=int, default=0)
+    masks.add_argument("--acceleration", type=positive_int, default=32, help="acceleration factor R (default 32)")
+    masks.add_argument("--shape", type=positive_int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    masks.add_argument("--seed", type=nonnegative_int, default=0)
     masks.set_defaults(handler=_masks)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -11,12 +12,46 @@ from benchmark.errors import BenchmarkError
 SCORING_PROTOCOLS = ("paper", "fastmri")
 
 
+#: Devices a command accepts: ``auto`` (CUDA when present), the CPU, a CUDA device.
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (argparse prints its usage line and this one error line otherwise)."""
+    return _bounded_int(text, 1, "a positive integer")
+
+
+def nonnegative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    return _bounded_int(text, 0, "an integer >= 0")
+
+
+def _bounded_int(text: str, lowest: int, wanted: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
+    return value
+
+
+def device_choice(text: str) -> str:
+    """An argparse type: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    if not DEVICE_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
 def int_list(text: str, option: str = "coil counts") -> tuple[int, ...]:
     """``"8,12"`` -> ``(8, 12)``; anything else is a one-line error naming ``option``."""
     try:
-        return tuple(int(part) for part in text.split(","))
+        values = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise BenchmarkError(f"{option} must be comma-separated integers, got {text!r}") from None
+    if any(value < 1 for value in values):
+        raise BenchmarkError(f"{option} must be positive integers, got {text!r}")
+    return values
 
 
 def resolve_data(requested: str | None) -> Path:

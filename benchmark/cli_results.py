@@ -6,7 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark.cli_args import add_scoring, int_list, resolve_data, split_list
+from benchmark.cli_args import (
+    add_scoring,
+    device_choice,
+    int_list,
+    nonnegative_int,
+    positive_int,
+    resolve_data,
+    split_list,
+)
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -17,7 +25,8 @@ def _report(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else Path("reports") / Path(args.run_dir).name
     options = dict(with_paper=args.with_paper, slice_choice=args.slice, error_maps=args.error_maps,
                    with_stats=args.stats, reference=args.reference, seed_runs=tuple(args.seed_runs),
-                   perf=args.perf, family=args.family, region=args.region)  # fmt: skip
+                   perf=args.perf, family=args.family, region=args.region,
+                   shift_runs=tuple(args.shift))  # fmt: skip
     writer = write_sweep_report if is_sweep(args.run_dir) else write_report
     written = writer(args.run_dir, out, args.scoring, **options)
     for path in written:
@@ -26,7 +35,7 @@ def _report(args: argparse.Namespace) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     from benchmark.reports.drift import compare, load_baseline, write_baseline
-    from benchmark.reports.report import load_run
+    from benchmark.reports.loading import load_run
 
     table, metadata = load_run(args.run_dir)
     if args.update:
@@ -79,6 +88,14 @@ def add_report(commands: argparse._SubParsersAction) -> None:
         "per seed beside the gaps to the other methods)",
     )
     report.add_argument("--perf", metavar="CSV", help="a `benchmark perf` table: adds the throughput table")
+    report.add_argument(
+        "--shift",
+        nargs="+",
+        default=(),
+        metavar="RUN",
+        help="runs of the same methods on other data (shifted heads from `prepare --shifted`, converted fastMRI): "
+        "adds the generalisation tables (in distribution beside each, and the difference to zero filling)",
+    )
     report.set_defaults(handler=_report)
 
 
@@ -108,11 +125,11 @@ def add_perf(commands: argparse._SubParsersAction) -> None:
     perf.add_argument("--methods", required=True, help="comma-separated method names")
     perf.add_argument("--profile", default="tiny", choices=["tiny", "paper"])
     perf.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
-    perf.add_argument("--device", default="auto")
-    perf.add_argument("--repeats", type=int, default=5)
-    perf.add_argument("--warmup", type=int, default=1)
+    perf.add_argument("--device", default="auto", type=device_choice)
+    perf.add_argument("--repeats", type=positive_int, default=5)
+    perf.add_argument("--warmup", type=nonnegative_int, default=1)
     perf.add_argument("--data", help="dataset directory whose first test volume is the input (default: embedded)")
-    perf.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    perf.add_argument("--size", type=positive_int, nargs=2, default=[256, 256], metavar=("H", "W"))
     perf.add_argument("--out", help="output CSV")
     perf.add_argument("--switches", nargs="?", const="all", default="", metavar="NAMES",
                       help="also time these speed switches (comma-separated; all without names) flipped alone, "

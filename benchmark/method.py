@@ -20,7 +20,7 @@ import torch
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import sha256_file
 from benchmark.physics import MultiCoilOperator
-from benchmark.training.checkpoint import CHECKPOINT_ROOT, load_checkpoint
+from benchmark.training.checkpoint import CHECKPOINT_ROOT, load_checkpoint, load_weights
 from benchmark.training.losses import magnitude_loss
 
 PROFILES = ("tiny", "paper")
@@ -165,10 +165,11 @@ class LearnedMethod(Method):
         self.model = self.build_model().to(device)
         if not for_training:
             payload = load_checkpoint(self.checkpoint, self.trained_as or self.name, self.config_record())
-            self.model.load_state_dict(payload["ema"] if payload.get("ema") is not None else payload["model"])
-            self.training_setting = payload["training_setting"]
+            state = payload["ema"] if payload.get("ema") is not None else payload.get("model")
+            load_weights(self.model, state, self.checkpoint, f"{self.name} {profile}")
+            self.training_setting = payload.get("training_setting")
             self.checkpoint_provenance = payload.get("provenance")
-            self.training_seed = payload["train_config"].get("seed")
+            self.training_seed = (payload.get("train_config") or {}).get("seed")
             self.model.eval()
 
     @classmethod

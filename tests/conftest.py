@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from benchmark.data import EmbeddedSpec, build_embedded
+from benchmark.runner.run import finished_units  # noqa: F401 - tests import it from here
 
 NS = "http://www.ismrm.org/ISMRMRD"
 
@@ -132,11 +133,6 @@ BROKEN_FASTMRI: dict[str, Callable[[Path, Path], str]] = {
 SMALL_SPEC = EmbeddedSpec(
     shape=(64, 64), pixel_mm=4.0, coil_counts=(4,), splits=(("train", 1, 2), ("val", 1, 2), ("test", 1, 2))
 )
-
-
-def finished_units(run_dir: Path) -> list[Path]:
-    """The per-image metric files of a run's finished units (one per unit; volume files excluded)."""
-    return [path for path in run_dir.glob("metrics/*/*/*.csv") if not path.name.endswith(".volume.csv")]
 
 
 @pytest.fixture(scope="session")

@@ -1,46 +1,26 @@
-"""The bad-input matrix: every way of handing the command line something unusable ends alike, with exit status 2,
-exactly one stderr line ``error: <the input>: <the problem>``, and nothing written or left behind.
-
-Each case builds its inputs in a folder of its own and returns the command and the exact line it must print. The
-command runs in that folder (with ``$TORCH_HOME`` inside it), and the folder's listing must not change: no output,
-no partial or temporary file. A call is mostly interpreter start-up and imports, so the calls run a few at a time.
-"""
+"""The bad-input matrix, part 1: datasets, conversions, checkpoints and output paths (``badinput.py`` says what
+every case must show; ``test_bad_runs.py`` holds runs, baselines and arguments)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import shutil
-import subprocess
-import sys
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 import torch
+from badinput import Case, Inputs, check_outcome, run_cases, run_cli, selected
 from conftest import BROKEN_FASTMRI, numpy_fft2c, raw_coil_images, write_raw_fastmri
 
 from benchmark.data import dataset_files
 from benchmark.masks import PATTERNS
 from benchmark.registry import METHODS
-from benchmark.training.checkpoint import CHECKPOINT_ROOT
+from benchmark.training.checkpoint import CHECKPOINT_ROOT, save_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_UNET = CHECKPOINT_ROOT / "unet" / "tiny.pt"
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What the cases share and never change: a valid raw fastMRI file and the small embedded dataset."""
-
-    raw: Path
-    dataset: Path
-
-
-#: A case: ``(its folder, shared inputs) -> (command-line arguments, the stderr line after "error: ")``.
-Case = Callable[[Path, Inputs], tuple[list[str], str]]
 CASES: dict[str, Case] = {}
 
 
@@ -79,34 +59,26 @@ def h5_smaller_than_the_benchmark_size(folder: Path, inputs: Inputs) -> tuple[li
     return arguments, f"{small}: image (20, 20) is smaller than the crop (256, 256)"
 
 
-def run(inputs: Inputs, folder: Path, *options: str) -> list[str]:
-    """``run`` of zero_filled on the small dataset into ``folder/run``; ``options`` (pairs) replace the defaults."""
-    settings = {"--methods": "zero_filled", "--data": str(inputs.dataset), "--out": str(folder / "run")}
-    settings |= {"--masks": "radial", "--contrasts": "T1"}
-    settings |= dict(zip(options[::2], options[1::2], strict=True))
-    return ["run", *(item for pair in settings.items() for item in pair), "--size", "64", "64"]
-
-
 @case
 def unknown_method(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
     message = f"unknown method 'zero_fill' (did you mean 'zero_filled'?); known: {', '.join(sorted(METHODS))}"
-    return run(inputs, folder, "--methods", "zero_fill"), message
+    return run_cli(inputs, folder, "--methods", "zero_fill"), message
 
 
 @case
 def unknown_mask(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
-    return run(inputs, folder, "--masks", "spiral"), f"unknown mask pattern 'spiral'; known: {', '.join(PATTERNS)}"
+    return run_cli(inputs, folder, "--masks", "spiral"), f"unknown mask pattern 'spiral'; known: {', '.join(PATTERNS)}"
 
 
 @case
 def unknown_contrast(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
-    return run(inputs, folder, "--contrasts", "PD"), "unknown contrast 'PD'; this dataset has: FLAIR, T1, T2"
+    return run_cli(inputs, folder, "--contrasts", "PD"), "unknown contrast 'PD'; this dataset has: FLAIR, T1, T2"
 
 
 @case
 def missing_data_directory(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
     absent = folder / "absent"
-    return run(inputs, folder, "--data", str(absent)), f"data directory {absent} does not exist"
+    return run_cli(inputs, folder, "--data", str(absent)), f"data directory {absent} does not exist"
 
 
 def convert_first(raw: Path, found: str, prepared: Path) -> str:
@@ -123,7 +95,7 @@ def raw_fastmri_folder(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
     for name in ("file_brain_AXT2_200_1.h5", "file_brain_AXT2_200_2.h5"):
         shutil.copyfile(inputs.raw, raw / name)
     expected = convert_first(raw, "holds 2 raw .h5 file(s)", folder / "multicoil_test-prepared")
-    return run(inputs, folder, "--data", str(raw)), expected
+    return run_cli(inputs, folder, "--data", str(raw)), expected
 
 
 @case
@@ -131,7 +103,7 @@ def raw_fastmri_file(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
     raw = folder / "file_brain_AXT2_200_1.h5"
     shutil.copyfile(inputs.raw, raw)
     expected = convert_first(raw, "is a raw .h5 file", folder / "file_brain_AXT2_200_1-prepared")
-    return run(inputs, folder, "--data", str(raw)), expected
+    return run_cli(inputs, folder, "--data", str(raw)), expected
 
 
 def dataset_copy(folder: Path, inputs: Inputs) -> tuple[Path, Path, str]:
@@ -145,7 +117,7 @@ def dataset_copy(folder: Path, inputs: Inputs) -> tuple[Path, Path, str]:
 def manifest_lists_a_missing_file(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
     data, victim, rebuild = dataset_copy(folder, inputs)
     victim.unlink()
-    return run(inputs, folder, "--data", str(data)), f"{victim}: listed in manifest.json but missing; {rebuild}"
+    return run_cli(inputs, folder, "--data", str(data)), f"{victim}: listed in manifest.json but missing; {rebuild}"
 
 
 @case
@@ -155,7 +127,7 @@ def manifest_size_differs(folder: Path, inputs: Inputs) -> tuple[list[str], str]
     with open(victim, "ab") as handle:
         handle.write(b"\0")
     found = f"{size + 1} bytes where it lists {size}: truncated or modified"
-    return run(inputs, folder, "--data", str(data)), f"{victim}: differs from the manifest ({found}); {rebuild}"
+    return run_cli(inputs, folder, "--data", str(data)), f"{victim}: differs from the manifest ({found}); {rebuild}"
 
 
 @case
@@ -171,7 +143,7 @@ def manifest_hash_differs(folder: Path, inputs: Inputs) -> tuple[list[str], str]
 
 
 def with_checkpoint(inputs: Inputs, folder: Path, method: str, path: Path) -> list[str]:
-    return run(inputs, folder, "--methods", method, "--checkpoint", f"{method}={path}")
+    return run_cli(inputs, folder, "--methods", method, "--checkpoint", f"{method}={path}")
 
 
 @case
@@ -228,21 +200,21 @@ def checkpoint_of_another_setting(folder: Path, inputs: Inputs) -> tuple[list[st
 
 @case
 def checkpoint_for_a_method_not_run(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
-    arguments = run(inputs, folder, "--checkpoint", f"unet={SHIPPED_UNET}")
+    arguments = run_cli(inputs, folder, "--checkpoint", f"unet={SHIPPED_UNET}")
     return arguments, "--checkpoint names 'unet', which is not among --methods"
 
 
 @case
 def output_directory_cannot_be_made(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
     out = "/proc/benchmark-run"  # not even root may make a directory in /proc
-    return run(inputs, folder, "--out", out), f"cannot write to {out}: No such file or directory"
+    return run_cli(inputs, folder, "--out", out), f"cannot write to {out}: No such file or directory"
 
 
 @case
 def output_directory_under_a_file(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
     (folder / "a-file").write_text("")
     out = folder / "a-file" / "run"
-    return run(inputs, folder, "--out", str(out)), f"cannot write to {out}: Not a directory"
+    return run_cli(inputs, folder, "--out", str(out)), f"cannot write to {out}: Not a directory"
 
 
 @case
@@ -262,50 +234,188 @@ def weights_import_of_a_corrupt_file(folder: Path, inputs: Inputs) -> tuple[list
     return ["weights", "--import", str(corrupt)], message
 
 
-@dataclass(frozen=True)
-class Outcome:
-    expected: str
-    result: subprocess.CompletedProcess
-    before: list[str]
-    after: list[str]
+# Never delete what the suite did not make: --force replaces only an embedded dataset holding nothing else.
+def folder_of_other_files(folder: Path, name: str = "mine") -> Path:
+    mine = folder / name
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("\\documentclass{article} three years of work\n")
+    return mine
 
 
-def listing(folder: Path) -> list[str]:
-    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*"))
+def refused(root: Path, what: str, builder: str = "an embedded dataset") -> str:
+    return f"{root} holds {what}, not {builder}; refusing to replace it: choose another --data"
+
+
+def with_description(folder: Path, inputs: Inputs, **changes) -> Path:
+    data = dataset_copy(folder, inputs)[0]
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["description"] |= changes
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    return data
+
+
+@case
+def prepare_force_on_a_folder_that_is_not_a_dataset(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    mine = folder_of_other_files(folder)
+    message = f"{mine} holds files that are not a dataset this suite built (no manifest.json); refusing to replace "
+    return ["prepare", "--data", str(mine), "--force"], message + "it: choose another --data, or empty it yourself"
+
+
+@case
+def prepare_force_on_a_dataset_holding_an_unlisted_file(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    data = dataset_copy(folder, inputs)[0]
+    (data / "notes.txt").write_text("my notes on this data\n")
+    message = f"{data} also holds files its manifest does not list (notes.txt); refusing to replace it: move them out "
+    return ["prepare", "--data", str(data), "--force"], message + "first"
+
+
+@case
+def prepare_force_on_a_converted_dataset(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    data = with_description(folder, inputs, builder="fastmri-convert")
+    return ["prepare", "--data", str(data), "--force"], refused(data, "a dataset converted from fastMRI files")
+
+
+@case
+def prepare_force_on_a_coil_subset(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    data = with_description(folder, inputs, subset={"source_dataset_hash": "0" * 64})
+    return ["prepare", "--data", str(data), "--force"], refused(data, "a coil subset")
+
+
+@case
+def prepare_force_on_an_unreadable_manifest(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    data = dataset_copy(folder, inputs)[0]
+    (data / "manifest.json").write_text('{"files": [')
+    message = f"{data} holds a manifest.json this suite cannot read; refusing to replace it: choose another --data"
+    return ["prepare", "--data", str(data), "--force"], message
+
+
+@case
+def conversion_into_an_embedded_dataset(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    data = dataset_copy(folder, inputs)[0]
+    message = refused(data, "an embedded dataset", "a dataset converted from fastMRI files")
+    return ["prepare", "--from-fastmri", str(inputs.raw), "--data", str(data)], message
+
+
+@case
+def conversion_into_a_folder_of_other_files(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    mine = folder_of_other_files(folder)
+    message = f"{mine} holds files that are not a dataset this suite built (no manifest.json); refusing to replace "
+    arguments = ["prepare", "--from-fastmri", str(inputs.raw), "--data", str(mine)]
+    return arguments, message + "it: choose another --data, or empty it yourself"
+
+
+@case
+def coil_subset_into_an_existing_folder(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    mine = folder_of_other_files(folder)
+    arguments = ["prepare", "--coil-subset", str(inputs.dataset), "--data", str(mine), "--train-coils", "4"]
+    return arguments + ["--test-coils", "4"], f"{mine} exists; choose a new directory for the subset"
+
+
+@case
+def run_into_a_folder_of_other_files(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    mine = folder_of_other_files(folder)
+    message = f"{mine} exists and is not a run directory of this suite; choose another --out"
+    return run_cli(inputs, folder, "--out", str(mine)), message
+
+
+@case
+def train_into_a_folder_of_other_files(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    mine = folder_of_other_files(folder)
+    arguments = ["train", "unet", "--data", str(inputs.dataset), "--out", str(mine), "--size", "64", "64"]
+    return arguments, f"{mine} exists and holds files that are not a training run; choose another --out"
+
+
+# Data whose header or contents cannot be trusted.
+@case
+def h5_declaring_terabytes_per_slice(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    huge, arguments = conversion(folder, inputs, "huge.h5")
+    with h5py.File(huge, "w") as handle:  # unallocated: the file is a few KB
+        handle.create_dataset("kspace", shape=(2, 4, 2**18, 2**17), dtype=np.complex64)
+    shape = "(2, 4, 262144, 131072)"
+    return arguments, f"{huge}: 'kspace' declares 1.0 TiB per slice (shape {shape}), over the 2.0 GiB allowed"
+
+
+@case
+def h5_declaring_more_than_it_stores(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    hollow, arguments = conversion(folder, inputs, "hollow.h5")
+    with h5py.File(hollow, "w") as handle:
+        handle.create_dataset("kspace", shape=(2000, 2, 256, 256), dtype=np.complex64)
+    shape = "(2000, 2, 256, 256)"
+    return arguments, f"{hollow}: 'kspace' declares 2.0 GiB (shape {shape}) but the file stores 0 bytes of it"
+
+
+@case
+def dataset_with_nan_maps(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    """Found after the run started: the half-made run folder goes too, so the corrected rerun starts clean."""
+    data = dataset_copy(folder, inputs)[0]
+    victim = dataset_files(data, "test", ("T1",))[0]
+    with h5py.File(victim, "r+") as handle:
+        handle["sensitivity_maps"][0, 0, 0] = np.nan
+    message = f"{victim}: 'sensitivity_maps' hold NaN or Inf values: the data is broken, not the method"
+    return run_cli(inputs, folder, "--data", str(data)), message
+
+
+def manifest_listing(folder: Path, inputs: Inputs, path: str) -> tuple[list[str], str]:
+    data = dataset_copy(folder, inputs)[0]
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["files"][0]["path"] = path
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    message = f"{data / 'manifest.json'}: lists {path!r}, a path outside the dataset (entries are relative to it)"
+    return run_cli(inputs, folder, "--data", str(data)), message
+
+
+@case
+def manifest_path_outside_the_dataset(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    return manifest_listing(folder, inputs, "../other/embedded_sub02_AXT1.h5")
+
+
+@case
+def manifest_absolute_path(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    return manifest_listing(folder, inputs, "/etc/passwd")
+
+
+# Checkpoints whose digest is right but whose weights do not fit the model.
+def reshaped_checkpoint(folder: Path, change) -> tuple[Path, str]:
+    payload = torch.load(SHIPPED_UNET, map_location="cpu", weights_only=True)
+    loaded = "ema" if payload.get("ema") is not None else "model"
+    name = next(iter(payload[loaded]))
+    detail = change(payload[loaded], name)
+    path = folder / "reshaped.pt"
+    save_checkpoint(path, {k: v for k, v in payload.items() if k not in ("format_version", "weights_sha256")})
+    return path, f"{path}: its unet tiny weights do not fit ({detail})"
+
+
+@case
+def checkpoint_with_a_wrong_tensor_shape(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    def grow(state, name):
+        shape = list(state[name].shape)
+        state[name] = torch.zeros(shape[0] + 1, *shape[1:])
+        grown = [shape[0] + 1, *shape[1:]]
+        return f"size mismatch for {name}: copying a param with shape {grown} from checkpoint, the shape in current model is {shape}"  # noqa: E501
+
+    path, message = reshaped_checkpoint(folder, grow)
+    return with_checkpoint(inputs, folder, "unet", path), message
+
+
+@case
+def checkpoint_with_a_missing_key(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
+    def drop(state, name):
+        del state[name]
+        return f'Missing key(s) in state_dict: "{name}"'
+
+    path, message = reshaped_checkpoint(folder, drop)
+    return with_checkpoint(inputs, folder, "unet", path), message
 
 
 @pytest.fixture(scope="module")
-def outcomes(request, tmp_path_factory, small_embedded) -> dict[str, Outcome]:
+def outcomes(request, tmp_path_factory, small_embedded):
     """Every selected case, built here one by one, then its command run (as many at once as there are cores)."""
     raw = tmp_path_factory.mktemp("raw") / "file_brain_AXT2_200_6002.h5"
     kspace = numpy_fft2c(raw_coil_images(2, 2, 256, 256))  # the benchmark size: it would convert
     inputs = Inputs(write_raw_fastmri(raw, kspace, recon=(256, 256)), small_embedded)
-    chosen = [item.callspec.params["name"] for item in request.session.items if item.module is request.module]
-    built = {}
-    for name in chosen:
-        folder = tmp_path_factory.mktemp(name)
-        arguments, expected = CASES[name](folder, inputs)
-        built[name] = (folder, arguments, expected, listing(folder))
-    environment = {key: value for key, value in os.environ.items() if key != "MRIBENCH_DATA"}
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-
-    def call(name: str) -> subprocess.CompletedProcess:
-        folder, arguments, _, _ = built[name]
-        command = [sys.executable, "-m", "benchmark", *arguments]
-        env = {**environment, "TORCH_HOME": str(folder / "torch-home")}
-        return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        results = dict(zip(chosen, pool.map(call, chosen), strict=True))
-    return {
-        name: Outcome(expected, results[name], before, listing(folder))
-        for name, (folder, _, expected, before) in built.items()
-    }
+    return run_cases(CASES, selected(request), tmp_path_factory.mktemp, inputs)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input_exits_2_with_one_line_naming_it_and_leaves_nothing_behind(name, outcomes):
-    outcome = outcomes[name]
-    assert outcome.result.returncode == 2, outcome.result.stderr[-3000:]
-    assert outcome.result.stderr.splitlines() == [f"error: {outcome.expected}"]
-    assert outcome.after == outcome.before, "the failed command left files behind"
+    check_outcome(outcomes[name])

@@ -24,7 +24,6 @@ def test_masks_command_writes_a_figure_with_four_panels(tmp_path):
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["masks", "--acceleration", "0"], "acceleration must be >= 1"),
         (["masks", "--shape", "1", "64"], "shape"),
         (["masks", "--out", "/proc/forbidden/masks.png"], "/proc/forbidden"),
         (["prepare", "--data", "/nonexistent-root-dir/x", "--from-fastmri", "/nonexistent.h5"], "no such file"),

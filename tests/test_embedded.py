@@ -152,3 +152,17 @@ def test_prepare_command_verifies_an_existing_dataset(small_embedded):
     )
     assert result.returncode == 0, result.stderr
     assert read_manifest(small_embedded)["dataset_hash"][:16] in result.stdout
+
+
+def test_force_replaces_our_own_dataset_and_removes_the_old_one_only_after(small_embedded, tmp_path):
+    import shutil
+
+    from benchmark.data import EmbeddedSpec
+
+    root = tmp_path / "data"
+    shutil.copytree(small_embedded, root)
+    old = read_manifest(root)["dataset_hash"]
+    spec = EmbeddedSpec(**{**SMALL_SPEC.__dict__, "seed": 11})
+    build_embedded(root, spec, force=True)
+    assert read_manifest(root)["dataset_hash"] != old and verify_dataset(root, check_hashes=True)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # no staging or retired folder left

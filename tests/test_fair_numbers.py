@@ -22,7 +22,8 @@ from benchmark.masks import make_mask, mask_seed
 from benchmark.method import Method, ReconBatch
 from benchmark.reports.report import write_report
 from benchmark.runner import RunConfig, run_benchmark
-from benchmark.runner.units import InferenceSettings, Unit, infer_unit, load_volume
+from benchmark.runner.groups import infer_group
+from benchmark.runner.units import InferenceSettings, Unit, load_volume
 from benchmark.training.loop import TrainRequest, make_batch, train
 
 CPU = torch.device("cpu")
@@ -77,7 +78,8 @@ def test_runner_inputs_carry_nothing_from_the_target(small_embedded, tmp_path, n
         recorder = InputRecorder()
         unit = Unit("recorder", "cartesian_y", path, "T1")
         settings = InferenceSettings(32, 8, normalization, CPU)
-        infer_unit(unit, tmp_path / f"out-{path.parent.name}", recorder, load_volume(path, options), settings, 0, False)
+        volumes = {path: load_volume(path, options)}
+        infer_group([unit], tmp_path / f"out-{path.parent.name}", recorder, volumes, settings, 0, False, [unit])
         inputs.append(torch.cat(recorder.seen))
     assert torch.equal(inputs[0], inputs[1]) is not leaks
 

@@ -153,6 +153,29 @@ def test_check_passes_on_the_same_run_and_fails_on_a_perturbed_copy(tmp_path):
     tiny = table.copy()
     tiny.loc[moved, "psnr_paper"] += 0.01  # within the 0.05 dB tolerance
     assert compare(tiny, stored) == []
+    # A baseline that lacks a group the run has fails too: dropping means cannot switch the gate off.
+    thinned = {**stored, "means": {k: v for k, v in stored["means"].items() if not k.startswith("my_method|")}}
+    missing = compare(table, thinned)
+    assert missing and all(line.startswith("my_method|") and "not in the baseline" in line for line in missing)
+
+
+def test_a_looser_baseline_tolerance_warns_and_is_refused_under_ci(tmp_path, monkeypatch, capsys):
+    import json
+
+    from benchmark.errors import BenchmarkError
+    from benchmark.reports.drift import DEFAULT_TOLERANCES, load_baseline
+
+    path = write_baseline(synthetic_scores(), tmp_path / "baseline.json", {"origin": "test"})
+    stored = json.loads(path.read_text())
+    stored["tolerances"] = {"psnr_paper": 1e9, "ssim_paper": 0.0001}
+    path.write_text(json.dumps(stored))
+    monkeypatch.delenv("CI", raising=False)
+    loaded = load_baseline(path)
+    assert loaded["tolerances"]["ssim_paper"] == 0.0001 < DEFAULT_TOLERANCES["ssim_paper"]  # tightening is fine
+    assert "loosens the psnr_paper tolerance" in capsys.readouterr().err
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(BenchmarkError, match="may only tighten"):
+        load_baseline(path)
 
 
 def test_figure_has_one_panel_per_method_plus_truth(tmp_path):
@@ -223,3 +246,24 @@ def test_ablation_rows_built_on_another_tokenizer_say_so():
         "nasp-nocross": f"built on tokenizer {'b' * 12}, not NASP base's {'a' * 12}"
     }
     assert tokenizer_notes({"methods": {k: v for k, v in methods.items() if k != "nasp-base"}}) == {}
+
+
+def test_generalisation_tables_put_each_dataset_beside_the_first_with_the_gap_to_zero_filling():
+    from benchmark.reports.shift import shift_tables
+
+    home = synthetic_scores(methods=("zero_filled", "unet"), seed=3)
+    away = synthetic_scores(methods=("zero_filled", "unet"), seed=4)
+    away.loc[away["method"] == "unet", "psnr_paper"] -= 10  # worse than zero filling on the other data
+    meta = {"data_hash": "a" * 64, "dataset": {"name": "embedded"}}
+    runs = [("in distribution", home, None, meta), ("shifted heads", away, None, meta | {"data_hash": "b" * 64})]
+    tables = shift_tables(runs, "paper")
+    assert [t.title.split(",")[1].split(":")[0].strip() for t in tables] == ["ES Cartesian-X", "ES Cartesian-Y",
+                                                                             "Gaussian-VD", "Radial"]  # fmt: skip
+    radial = tables[-1]
+    means = [run[run["mask"] == "radial"].groupby("method")["psnr_paper"].mean() for run in (home, away)]
+    assert radial.values.loc["unet", "1|psnr"] == pytest.approx(means[1]["unet"])
+    gap = radial.values.loc["unet", "1|psnr vs zero-filled"]
+    assert gap == pytest.approx(means[1]["unet"] - means[1]["zero_filled"]) and gap < 0
+    assert [group for group, _ in radial.groups] == ["in distribution", "shifted heads"]
+    text = to_markdown(radial)
+    assert "ΔPSNR vs ZF ↑" in text and "bbbbbbbbbbbbbbbb" in text

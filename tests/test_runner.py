@@ -124,3 +124,37 @@ def test_learned_method_without_checkpoint_is_refused():
 def test_every_registered_method_imports_as_a_method(name):
     cls = get_method_class(name)
     assert issubclass(cls, Method) and cls.name == name and {"tiny", "paper"} <= set(cls.configs)
+
+
+def test_resume_redoes_a_half_written_or_nan_holed_unit_and_report_rebuilds_a_cut_table(small_embedded, tmp_path):
+    """Only a verified unit is skipped on resume; a merged table cut short is rebuilt from the unit files."""
+    from benchmark.reports.loading import load_run_tables
+
+    config = config_for(small_embedded, tmp_path / "run", masks=("radial", "cartesian_y"), contrasts=("T1",))
+    reference = run_benchmark(config)
+    units = sorted(finished_units(config.out))
+    frame = pd.read_csv(units[0])
+    frame.iloc[:1].to_csv(units[0], index=False)  # one of two rows
+    frame.assign(psnr_paper=np.nan).to_csv(units[1], index=False)  # every row there, a score missing
+    resumed = run_benchmark(config, resume=True)
+    pd.testing.assert_frame_equal(resumed[METRIC_COLUMNS], reference[METRIC_COLUMNS])
+    lines = (config.out / "metrics.csv").read_text().splitlines()
+    (config.out / "metrics.csv").write_text("\n".join(lines[: 1 + 3 * (len(lines) - 1) // 4]) + "\n")
+    images, volumes, _ = load_run_tables(config.out)
+    pd.testing.assert_frame_equal(images[METRIC_COLUMNS], reference[METRIC_COLUMNS])
+    assert len(volumes) == 2  # one volume x two masks
+
+
+def test_a_run_that_fails_before_any_unit_finishes_leaves_no_folder(small_embedded, tmp_path, monkeypatch):
+    import benchmark.runner.run as run_module
+
+    def failing(*args, **kwargs):
+        raise BenchmarkError("failed while reconstructing")
+
+    monkeypatch.setattr(run_module, "infer_group", failing)
+    config = config_for(small_embedded, tmp_path / "run", masks=("radial",), contrasts=("T1",))
+    with pytest.raises(BenchmarkError, match="failed while reconstructing"):
+        run_benchmark(config)
+    assert not config.out.exists()  # the corrected rerun needs no --resume and no deleting by hand
+    monkeypatch.undo()
+    assert len(run_benchmark(config)) == 2

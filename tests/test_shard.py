@@ -67,7 +67,9 @@ def test_two_ranks_split_the_units_and_merge_the_single_process_table(small_embe
     out = tmp_path / "sharded"
     result = subprocess.run(torchrun(*arguments(small_embedded, out)), capture_output=True, text=True, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
-    total = len(single_process_table.groupby(["method", "mask", "file"]))
+    # Work is shared as (method, mask, volume group) items: the small test split's three volumes (one coil count,
+    # 2 slices each) fit one batch of 8, so one group per (method, mask).
+    total = len(single_process_table.groupby(["method", "mask"]))
     counts = {rank: [line for line in result.stderr.splitlines() if line.startswith(f"rank {rank} of 2: ")]
               for rank in (0, 1)}  # fmt: skip
     shares = [int(counts[rank][0].split(": ")[1].split(" of ")[0]) for rank in (0, 1)]

@@ -293,3 +293,17 @@ def test_weights_digest_covers_zero_dimensional_tensors():
     expected = hashlib.sha256(b"model.scale" + struct.pack("<f", 0.25)).hexdigest()
     assert weights_digest(payload) == expected
     assert weights_digest({"model": {"scale": torch.tensor(0.5)}}) != expected
+
+
+def test_train_names_best_pt_only_once_it_exists(small_embedded, tmp_path):
+    common = ["--data", str(small_embedded), "--device", "cpu", "--size", "64", "64", "--steps", "2"]
+    common += ["--batch-size", "1", "--out", str(tmp_path / "run")]
+    command = [sys.executable, "-m", "benchmark", "train", "unet", *common]
+    stopped = subprocess.run([*command, "--stop-after", "1"], capture_output=True, text=True)
+    assert stopped.returncode == 0, stopped.stderr[-2000:]
+    assert not (tmp_path / "run" / "best.pt").exists() and "best checkpoint:" not in stopped.stdout
+    assert "no best checkpoint yet" in stopped.stdout
+    finished = subprocess.run([*command, "--resume"], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert f"best checkpoint: {tmp_path / 'run' / 'best.pt'}" in finished.stdout
+    assert (tmp_path / "run" / "best.pt").is_file()

@@ -21,6 +21,7 @@ vector units as far as numpy allows.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -37,6 +38,31 @@ SLICE_RANGE = (45, 120)
 B1_VARIATION = 0.12
 #: Amplitude of the fine-grained texture of head tissues (relative).
 HEAD_TEXTURE = 0.06
+
+
+@dataclass(frozen=True)
+class Warp:
+    """How far a subject's random deformation may go: each value is drawn uniformly in [-range, range].
+
+    ``scale`` is per axis (so it also changes the aspect), ``shift_mm`` an in-plane translation (none is drawn at
+    0), the waves are ``count`` plane-wave displacement fields with wavelengths in ``wavelength_mm``. With
+    ``fold_free`` the waves' amplitudes are scaled down where needed so that the sum of their largest gradients
+    stays below half the linear part's smallest stretch: the warp's Jacobian is then invertible everywhere, and
+    labels keep their topology (large random warps would fold otherwise).
+    """
+
+    scale: float = 0.06
+    yaw_deg: float = 6.0
+    tilt_deg: float = 3.0
+    offset_mm: float = 4.0
+    wave_mm: float = 2.5
+    wavelength_mm: tuple[float, float] = (40.0, 90.0)
+    shift_mm: float = 0.0
+    fold_free: bool = False
+
+
+#: The realistic subjects' deformation (DATASET.md).
+REALISTIC_WARP = Warp()
 
 
 @lru_cache(maxsize=1)
@@ -72,27 +98,24 @@ def deformed_slices(
     shape: tuple[int, int],
     pixel_mm: float = 1.0,
     levels_mm: np.ndarray | None = None,
+    warp: Warp = REALISTIC_WARP,
 ) -> dict[str, np.ndarray]:
     """One virtual subject: axial slices ``(S, H, W)`` of every template volume after a smooth warp,
     plus ``points_mm`` ``(3, S, H, W)``: each pixel's position (x, y, z) in millimetres from the head centre.
 
     Rows run anterior (top) to posterior, columns left to right, ``pixel_mm`` pixels on a ``shape`` grid
     centred on the template. ``levels_mm``: the slices' template levels before the subject's offset
-    (default ``slice_levels(num_slices)``).
+    (default ``slice_levels(num_slices)``); ``warp``: the deformation's ranges.
     """
     template = load_template()
-    dims = np.array(template["t1"].shape, dtype=float)
-    centre = (dims - 1) / 2
-    linear = _random_linear_map(rng)
-    waves = _random_displacement_waves(rng)
-    offset = rng.uniform(-4, 4)
-    z_levels = (slice_levels(num_slices) if levels_mm is None else levels_mm) + offset
+    centre = template_centre()
+    drawn = draw_warp(rng, warp)
+    z_levels = (slice_levels(num_slices) if levels_mm is None else levels_mm) + drawn.offset_mm
     rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
     x = (cols - (shape[1] - 1) / 2) * pixel_mm + centre[0]
     y = ((shape[0] - 1) / 2 - rows) * pixel_mm + centre[1]
     points = np.stack([np.stack([x, y, np.full_like(x, z, dtype=float)]) for z in z_levels], axis=1)
-    flat = points.reshape(3, -1)
-    warped = centre[:, None] + apply_matrix(linear, flat - centre[:, None]) + _displacement(waves, flat)
+    warped = drawn.apply(points.reshape(3, -1), centre)
     out = {}
     for name, volume in template.items():
         outside = OUTSIDE_MM if name == "distance_mm" else 0.0
@@ -102,35 +125,81 @@ def deformed_slices(
     return out
 
 
-def subject_tissues(slices: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Every tissue's fraction ``(S, H, W)`` for one subject, plus its ``texture`` and ``b1`` fields."""
+@dataclass(frozen=True)
+class DrawnWarp:
+    """One subject's deformation: template position = centre + linear (p - centre) + waves(p) + shift."""
+
+    linear: np.ndarray
+    waves: list
+    offset_mm: float
+    shift_mm: np.ndarray
+
+    def apply(self, points_3n: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        """Template coordinates (voxels at 1 mm) of points ``(3, N)`` given in template voxels."""
+        warped = centre[:, None] + apply_matrix(self.linear, points_3n - centre[:, None])
+        warped = warped + _displacement(self.waves, points_3n)
+        return warped + self.shift_mm[:, None] if self.shift_mm.any() else warped
+
+
+def draw_warp(rng: np.random.Generator, warp: Warp = REALISTIC_WARP) -> DrawnWarp:
+    """A subject's deformation within ``warp``'s ranges (the first draws of the subject's random stream)."""
+    linear, stretches = _random_linear_map(rng, warp)
+    waves = _random_displacement_waves(rng, warp)
+    if warp.fold_free:
+        # |grad of one wave| <= |amplitude| |wavenumber|; the linear part stretches by at least min(stretches).
+        steepest = math.fsum(math.sqrt(math.fsum(a * a for a in amp)) * math.sqrt(math.fsum(k * k for k in num))
+                             for num, amp, _ in waves)  # fmt: skip
+        limit = 0.5 * min(stretches)
+        if steepest > limit:
+            waves = [(num, amp * (limit / steepest), phase) for num, amp, phase in waves]
+    offset = rng.uniform(-warp.offset_mm, warp.offset_mm)
+    shift = np.zeros(3)
+    if warp.shift_mm:
+        shift[:2] = rng.uniform(-warp.shift_mm, warp.shift_mm, size=2)
+    return DrawnWarp(linear, waves, offset, shift)
+
+
+def template_centre() -> np.ndarray:
+    """The template grid's centre (voxels)."""
+    return (np.array(load_template()["t1"].shape, dtype=float) - 1) / 2
+
+
+def subject_tissues(
+    slices: dict[str, np.ndarray], rng: np.random.Generator, head_texture: float = HEAD_TEXTURE
+) -> dict[str, np.ndarray]:
+    """Every tissue's fraction ``(S, H, W)`` for one subject, plus its ``texture`` (of relative amplitude
+    ``head_texture``) and ``b1`` fields."""
     points = slices["points_mm"]
     head = head_fractions(slices, points, rng)
     # Inside the hull but outside the brain mask (the sulcal surface): CSF.
     gap = np.clip(slices["hull"] - slices["brain"], 0.0, 1.0)
     tissues = {name: slices[name] for name in BRAIN_TISSUES} | {name: head[name] for name in HEAD_TISSUES}
     tissues["csf"] = slices["csf"] + gap + head["csf"]
-    tissues["texture"] = _head_texture(rng, slices["t1"].shape)
+    tissues["texture"] = _head_texture(rng, slices["t1"].shape, head_texture)
     tissues["b1"] = 1 + B1_VARIATION * smooth_field(rng, points, waves=2, wavelength=(250, 400))
     return tissues
 
 
-def synthesize_contrast(slices: dict[str, np.ndarray], tissues: dict[str, np.ndarray], contrast: str) -> np.ndarray:
-    """Magnitude images ``(S, H, W)`` float64 for ``contrast`` (arbitrary units, >= 0)."""
+def synthesize_contrast(
+    slices: dict[str, np.ndarray], tissues: dict[str, np.ndarray], contrast: str, protocol: str = "clinical"
+) -> np.ndarray:
+    """Magnitude images ``(S, H, W)`` float64 for ``contrast`` under the sequence ``protocol`` (``tissues``),
+    in arbitrary units, >= 0."""
     if contrast not in CONTRASTS:
         raise ValueError(f"unknown contrast {contrast!r}; known: {', '.join(CONTRASTS)}")
     weights = _fraction_fit()
     # Scale the equations so that white matter has the template's T1 intensity in every contrast.
-    unit = weights["wm"] / signal(contrast, "wm")
-    if contrast == "T1":
+    unit = weights["wm"] / signal(contrast, "wm", protocol)
+    if contrast == "T1" and protocol == "clinical":
         brain = slices["t1"] + (tissues["csf"] - slices["csf"]) * weights["csf"]
     else:
-        brain = sum(tissues[name] * signal(contrast, name) for name in BRAIN_TISSUES) * unit * _brain_texture(slices)
-    extra = sum(tissues[name] * signal(contrast, name) for name in HEAD_TISSUES if name != "csf")
+        brain = sum(tissues[name] * signal(contrast, name, protocol) for name in BRAIN_TISSUES)
+        brain = brain * unit * brain_texture(slices)
+    extra = sum(tissues[name] * signal(contrast, name, protocol) for name in HEAD_TISSUES if name != "csf")
     return (brain + extra * unit * tissues["texture"]) * tissues["b1"]
 
 
-def _brain_texture(slices: dict[str, np.ndarray]) -> np.ndarray:
+def brain_texture(slices: dict[str, np.ndarray]) -> np.ndarray:
     """The T1 template's residual over its tissue-fraction fit, clipped to [0.75, 1.33]."""
     weights = _fraction_fit()
     fitted = sum(slices[name] * weights[name] for name in BRAIN_TISSUES)
@@ -138,10 +207,10 @@ def _brain_texture(slices: dict[str, np.ndarray]) -> np.ndarray:
     return np.clip(ratio, 0.75, 1.33)
 
 
-def _head_texture(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
+def _head_texture(rng: np.random.Generator, shape: tuple[int, int, int], amplitude: float) -> np.ndarray:
     """Fine-grained multiplicative texture for head tissues: white noise blurred over ~1.5 pixels."""
     noise = gaussian_filter(rng.normal(size=shape), sigma=(0, 1.5, 1.5))
-    return 1 + HEAD_TEXTURE * noise / max(noise.std(), 1e-12)
+    return 1 + amplitude * noise / max(noise.std(), 1e-12)
 
 
 @lru_cache(maxsize=1)
@@ -154,22 +223,26 @@ def _fraction_fit() -> dict[str, float]:
     return dict(zip(BRAIN_TISSUES, solution.tolist(), strict=True))
 
 
-def _random_linear_map(rng: np.random.Generator) -> np.ndarray:
-    """Anisotropic scaling (±6 %) composed with rotations (±6° in-plane, ±3° tilt)."""
-    scale = np.diag(1 + rng.uniform(-0.06, 0.06, size=3))
-    yaw, pitch = np.deg2rad(rng.uniform(-6, 6)), np.deg2rad(rng.uniform(-3, 3))
+def _random_linear_map(rng: np.random.Generator, warp: Warp) -> tuple[np.ndarray, list[float]]:
+    """Anisotropic scaling (±``scale``) composed with rotations (±``yaw_deg`` in plane, ±``tilt_deg`` tilt), and
+    its stretches (singular values: the scale factors, since rotations keep lengths)."""
+    stretches = 1 + rng.uniform(-warp.scale, warp.scale, size=3)
+    scale = np.diag(stretches)
+    yaw = np.deg2rad(rng.uniform(-warp.yaw_deg, warp.yaw_deg))
+    pitch = np.deg2rad(rng.uniform(-warp.tilt_deg, warp.tilt_deg))
     in_plane = np.array([[math.cos(yaw), -math.sin(yaw), 0], [math.sin(yaw), math.cos(yaw), 0], [0, 0, 1]])
     tilt = np.array([[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]])
-    return matmul(matmul(in_plane, tilt), scale)
+    return matmul(matmul(in_plane, tilt), scale), stretches.tolist()
 
 
-def _random_displacement_waves(rng: np.random.Generator, count: int = 4) -> list[tuple]:
-    """Parameters of ``count`` plane-wave displacements (wavelength 40-90 mm, amplitude <= 2.5 mm)."""
+def _random_displacement_waves(rng: np.random.Generator, warp: Warp, count: int = 4) -> list[tuple]:
+    """Parameters of ``count`` plane-wave displacements (wavelength in ``wavelength_mm``, amplitude up to
+    ``wave_mm`` per axis)."""
     waves = []
     for _ in range(count):
         direction = unit(rng.normal(size=3))
-        wavenumber = 2 * math.pi / rng.uniform(40, 90) * direction
-        amplitude = rng.uniform(-2.5, 2.5, size=3)
+        wavenumber = 2 * math.pi / rng.uniform(*warp.wavelength_mm) * direction
+        amplitude = rng.uniform(-warp.wave_mm, warp.wave_mm, size=3)
         waves.append((wavenumber, amplitude, rng.uniform(0, 2 * math.pi)))
     return waves
 

@@ -30,6 +30,7 @@ from benchmark.data.fastmri import (
     write_volume,
 )
 from benchmark.data.manifest import SPLITS, FileEntry, entry_for, read_manifest, write_manifest
+from benchmark.data.ownership import check_replaceable, staging_folder
 from benchmark.errors import BenchmarkError, DataError
 
 
@@ -42,13 +43,13 @@ def convert_fastmri(
     if not sources:
         raise BenchmarkError("no fastMRI .h5 files to convert")
     root = Path(root)
+    check_replaceable(root, "fastmri-convert")  # a new conversion may join or replace files of an old one only
     raw_options = replace(options, normalization="none")
     infos = [_validate_fully(Path(source), options.size) for source in sources]
     entries: dict[str, FileEntry] = {}
     if (root / "manifest.json").exists():
         entries = {entry.path: entry for entry in read_manifest(root)["entries"]}
-    staging = root.parent / f".{root.name}.converting"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_folder(root, "converting")
     written = []
     try:
         for info in tqdm(infos, desc=f"convert fastMRI -> {split}", unit="volume"):

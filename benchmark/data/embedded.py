@@ -24,13 +24,15 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import sigpy.mri
 from tqdm import tqdm
 
 from benchmark.data.anatomy import CONTRASTS, deformed_slices, slice_levels, subject_tissues, synthesize_contrast
+from benchmark.data.coilmodels import coil_maps
 from benchmark.data.fastmri import write_volume
 from benchmark.data.manifest import EMBEDDED_BUILDER_VERSION, TRAINING_SPLITS, FileEntry, entry_for, write_manifest
-from benchmark.errors import BenchmarkError
+from benchmark.data.ownership import check_replaceable, move_into_place, staging_folder
+from benchmark.data.randomise import SHIFTED, randomised_image, randomised_subject, shifted_subject
+from benchmark.errors import BenchmarkError, InputError
 from benchmark.physics.fft import numpy_fft2c
 
 ACQUISITION = {"T1": "AXT1", "T2": "AXT2", "FLAIR": "AXFLAIR"}
@@ -39,6 +41,8 @@ ACQUISITION = {"T1": "AXT1", "T2": "AXT2", "FLAIR": "AXFLAIR"}
 HEAD_FILL_RANGE = (0.64, 0.92)
 #: HDF5 attribute holding the standard deviation σ of the complex k-space noise (E|n|² = σ² per sample).
 NOISE_SIGMA_ATTR = "kspace_noise_sigma"
+#: HDF5 attribute of a randomised or shifted volume's SNR (mean in-head magnitude / σ; realistic heads: ``snr``).
+SNR_ATTR = "snr"
 #: Environment variable that overrides the default dataset location.
 DATA_ENV = "MRIBENCH_DATA"
 
@@ -59,6 +63,20 @@ class EmbeddedSpec:
     splits: tuple[tuple[str, int, int], ...] = (("train", 12, 3), ("val", 3, 3), ("test", 24, 1))
     snr: float = 40.0
     seed: int = 2026
+    #: ``realistic`` (the template's contrasts, birdcage coils) or ``randomised`` (``benchmark.data.randomise``).
+    train_style: str = "realistic"
+    #: ``realistic``, or ``shifted``: heads outside every training range (``prepare --shifted``).
+    test_style: str = "realistic"
+
+    def __post_init__(self) -> None:
+        if self.train_style not in ("realistic", "randomised"):
+            raise InputError(f"train style must be realistic or randomised, got {self.train_style!r}")
+        if self.test_style not in ("realistic", "shifted"):
+            raise InputError(f"test style must be realistic or shifted, got {self.test_style!r}")
+
+
+#: The shifted test heads (``prepare --shifted``): one slice per subject, their own seed (independent subjects).
+SHIFTED_SPEC = EmbeddedSpec(splits=(("test", 24, 1),), test_style="shifted", seed=4052)
 
 
 def default_data_root() -> Path:
@@ -67,25 +85,23 @@ def default_data_root() -> Path:
 
 
 def build_embedded(root: str | Path, spec: EmbeddedSpec = EmbeddedSpec(), force: bool = False) -> Path:
-    """Build the dataset at ``root``; refuses to overwrite an existing directory unless ``force``."""
+    """Build the dataset at ``root``; an existing folder is replaced only with ``force``, and only if it is empty
+    or an embedded dataset this suite built holding nothing else (``benchmark.data.ownership``)."""
     root = Path(root)
     if root.exists() and not force:
         raise BenchmarkError(f"{root} already exists; pass --force to rebuild it")
-    partial = root.parent / f".{root.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    check_replaceable(root, "embedded")
+    staged = staging_folder(root, "building")
     try:
-        entries = _write_volumes(partial, spec)
+        entries = _write_volumes(staged, spec)
         write_manifest(
-            partial, entries, {"builder": "embedded", "builder_version": EMBEDDED_BUILDER_VERSION, **asdict(spec)}
+            staged, entries, {"builder": "embedded", "builder_version": EMBEDDED_BUILDER_VERSION, **asdict(spec)}
         )
         card = resources.files("benchmark.data").joinpath("DATASET.md").read_text()
-        (partial / "DATASET.md").write_text(card)
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(partial, root)
+        (staged / "DATASET.md").write_text(card)
+        move_into_place(staged, root)
     finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(staged, ignore_errors=True)
     return root
 
 
@@ -94,35 +110,78 @@ def _write_volumes(root: Path, spec: EmbeddedSpec) -> list[FileEntry]:
     entries = []
     progress = tqdm(total=len(subjects) * len(CONTRASTS), desc="embedded dataset", unit="volume")
     for subject_id, (split, num_slices, position, count) in enumerate(subjects):
+        style = spec.train_style if split in TRAINING_SPLITS else spec.test_style
+        patient_id = f"{PATIENT_PREFIX[style]}{subject_id:02d}"
         rng = np.random.default_rng([spec.seed, subject_id])
-        levels = slice_levels(num_slices, position, count)
-        slices = deformed_slices(rng, num_slices, spec.shape, spec.pixel_mm, levels)
-        tissues = subject_tissues(slices, rng)
-        maps_CHW = _subject_coils(rng, spec.coil_counts[subject_id % len(spec.coil_counts)], spec.shape)
-        phase = _smooth_phase(rng, (num_slices, *spec.shape))
-        patient_id = f"sub{subject_id:02d}"
-        for contrast_index, contrast in enumerate(CONTRASTS):
+        maps_CHW, volumes = SUBJECTS[style](
+            rng, spec, subject_id, num_slices, slice_levels(num_slices, position, count)
+        )
+        for acquisition, contrast, image_SHW, snr, contrast_rng in volumes:
             progress.set_postfix_str(f"{split} {patient_id} {contrast}")
-            contrast_rng = np.random.default_rng([spec.seed, subject_id, contrast_index])
-            magnitude = synthesize_contrast(slices, tissues, contrast)
-            kspace, sigma = _acquire(magnitude * np.exp(1j * phase), maps_CHW, contrast_rng, spec.snr)
-            path = root / split / f"embedded_{patient_id}_{ACQUISITION[contrast]}.h5"
-            # Train/val files keep builder 3's bytes (the shipped checkpoints' provenance); the manifest holds
-            # every file's noise level, and the scored splits carry it in the file too.
-            attrs = None if split in TRAINING_SPLITS else {NOISE_SIGMA_ATTR: sigma}
-            write_volume(path, kspace, maps_CHW.astype(np.complex64), ACQUISITION[contrast], patient_id, attrs)
+            kspace, sigma = _acquire(image_SHW, maps_CHW, contrast_rng, snr)
+            path = root / split / f"embedded_{patient_id}_{acquisition}.h5"
+            attrs = {NOISE_SIGMA_ATTR: sigma} | ({SNR_ATTR: snr} if style != "realistic" else {})
+            if split in TRAINING_SPLITS and style == "realistic":
+                attrs = None  # builder 3's bytes, the shipped checkpoints' provenance; the manifest holds σ
+            write_volume(path, kspace, maps_CHW.astype(np.complex64), acquisition, patient_id, attrs)
             entries.append(entry_for(root, path, split, contrast, patient_id, num_slices, noise_sigma=sigma))
             progress.update()
     progress.close()
     return entries
 
 
+def _realistic(rng: np.random.Generator, spec: EmbeddedSpec, subject_id: int, num_slices: int, levels: np.ndarray):
+    """A realistic subject's coil maps and its (acquisition, contrast, complex image, SNR, noise stream) per
+    contrast."""
+    slices = deformed_slices(rng, num_slices, spec.shape, spec.pixel_mm, levels)
+    tissues = subject_tissues(slices, rng)
+    maps_CHW = _subject_coils(rng, spec.coil_counts[subject_id % len(spec.coil_counts)], spec.shape)
+    phase = _smooth_phase(rng, (num_slices, *spec.shape))
+    return maps_CHW, _clinical_volumes(spec, subject_id, slices, tissues, phase, spec.snr, "clinical")
+
+
+def _clinical_volumes(spec: EmbeddedSpec, subject_id: int, slices, tissues, phase, snr: float, protocol: str):
+    """(acquisition, contrast, complex image, SNR, noise stream) of T1, T2 and FLAIR under a sequence protocol."""
+    return (
+        (ACQUISITION[contrast], contrast, synthesize_contrast(slices, tissues, contrast, protocol) * np.exp(1j * phase),
+         snr, np.random.default_rng([spec.seed, subject_id, index]))
+        for index, contrast in enumerate(CONTRASTS)
+    )  # fmt: skip
+
+
+def _randomised(rng: np.random.Generator, spec: EmbeddedSpec, subject_id: int, num_slices: int, levels: np.ndarray):
+    """A randomised subject (``benchmark.data.randomise``): three volumes of random contrast, phase and noise."""
+    slices, tissues, maps_CHW = randomised_subject(rng, num_slices, spec.shape, spec.pixel_mm)
+
+    def volume(draw: int):
+        stream = np.random.default_rng([spec.seed, subject_id, draw, RANDOMISED_STREAM])
+        magnitude, phase_scale, snr = randomised_image(slices, tissues, stream)
+        phase = _smooth_phase(stream, (num_slices, *spec.shape)) * phase_scale
+        return f"AXSYNTH{draw + 1}", SYNTHETIC_CONTRAST, magnitude * np.exp(1j * phase), snr, stream
+
+    return maps_CHW, (volume(draw) for draw in range(len(CONTRASTS)))
+
+
+def _shifted(rng: np.random.Generator, spec: EmbeddedSpec, subject_id: int, num_slices: int, levels: np.ndarray):
+    """A shifted test subject (``benchmark.data.randomise``): T1, T2, FLAIR of another site's sequences."""
+    slices, tissues, maps_CHW = shifted_subject(rng, num_slices, spec.shape, spec.pixel_mm, levels)
+    phase = _smooth_phase(rng, (num_slices, *spec.shape))
+    return maps_CHW, _clinical_volumes(spec, subject_id, slices, tissues, phase, SHIFTED.snr, SHIFTED.protocol)
+
+
+#: How each style makes a subject; the patient-id prefix of its files.
+SUBJECTS = {"realistic": _realistic, "randomised": _randomised, "shifted": _shifted}
+PATIENT_PREFIX = {"realistic": "sub", "randomised": "sub", "shifted": "shift"}
+#: A randomised subject's volumes carry no clinical contrast: the manifest calls them this.
+SYNTHETIC_CONTRAST = "SYNTH"
+#: Separates a randomised volume's random stream from a realistic one's ([seed, subject, contrast]).
+RANDOMISED_STREAM = 7
+
+
 def _subject_coils(rng: np.random.Generator, num_coils: int, shape: tuple[int, int]) -> np.ndarray:
     """Birdcage maps ``(C, H, W)`` complex128 with a per-subject coil radius and per-coil phase,
     normalised so that sum |S|^2 = 1 (float64 throughout)."""
-    maps = sigpy.mri.birdcage_maps((num_coils, *shape), r=rng.uniform(1.3, 1.7), nzz=num_coils, dtype=np.complex128)
-    maps = maps / np.sqrt((maps.real**2 + maps.imag**2).sum(axis=0))
-    return maps * np.exp(1j * rng.uniform(0, 2 * math.pi, num_coils))[:, None, None]
+    return coil_maps(rng, "birdcage", num_coils, shape, radius=rng.uniform(1.3, 1.7))
 
 
 def _acquire(

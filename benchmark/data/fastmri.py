@@ -43,6 +43,8 @@ ISMRMRD_NAMESPACE = "http://www.ismrm.org/ISMRMRD"
 MAPS_KEY = "sensitivity_maps"
 #: fastMRI acquisition attribute -> benchmark contrast name.
 ACQUISITION_CONTRAST = {"AXT1": "T1", "AXT1PRE": "T1", "AXT1POST": "T1", "AXT2": "T2", "AXFLAIR": "FLAIR"}
+#: The most one slice of k-space may declare (a fastMRI brain slice, 20 coils x 640 x 396 complex64, is ~40 MB).
+MAX_SLICE_BYTES = 2**31
 #: What each axis of ``kspace`` holds, for messages about an empty one.
 KSPACE_AXES = ("slices", "coils", "rows", "columns")
 
@@ -142,6 +144,8 @@ def _volume_info(path: Path, handle: h5py.File) -> VolumeInfo:
             raise DataError(path, f"'kspace' has dtype {kspace.dtype}; expected complex")
         if min(kspace.shape) == 0:
             raise DataError(path, f"'kspace' has no {KSPACE_AXES[kspace.shape.index(0)]} (shape {kspace.shape})")
+        if problem := _size_problem(kspace):
+            raise DataError(path, problem)
         recon_size = _recon_size(path, handle, kspace.shape[-2:])
         has_maps = MAPS_KEY in handle
         if has_maps and handle[MAPS_KEY].shape[-3:] != kspace.shape[1:]:
@@ -158,6 +162,30 @@ def _volume_info(path: Path, handle: h5py.File) -> VolumeInfo:
         )
     except (OSError, KeyError, RuntimeError) as error:
         raise DataError(path, f"unreadable, truncated or corrupt ({_first_line(error)})") from None
+
+
+def _size_problem(kspace: h5py.Dataset) -> str:
+    """Empty when the bytes ``kspace`` declares are plausible: at most ``MAX_SLICE_BYTES`` per slice, and (for
+    uncompressed data, as fastMRI stores it) no more than the file actually holds, so a forged or truncated
+    header cannot make the reader allocate terabytes."""
+    slice_bytes = math.prod(kspace.shape[1:]) * kspace.dtype.itemsize
+    if slice_bytes > MAX_SLICE_BYTES:
+        limit = _bytes_text(MAX_SLICE_BYTES)
+        return (
+            f"'kspace' declares {_bytes_text(slice_bytes)} per slice (shape {kspace.shape}), over the {limit} allowed"
+        )
+    stored = kspace.id.get_storage_size()
+    if kspace.compression is None and stored < kspace.size * kspace.dtype.itemsize:
+        declared = _bytes_text(kspace.size * kspace.dtype.itemsize)
+        return f"'kspace' declares {declared} (shape {kspace.shape}) but the file stores {_bytes_text(stored)} of it"
+    return ""
+
+
+def _bytes_text(count: int) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} bytes"
 
 
 def _recon_size(path: Path, handle: h5py.File, kspace_size: tuple[int, int]) -> tuple[int, int]:
@@ -188,6 +216,8 @@ def read_slice(path: str | Path, slice_index: int, options: LoadOptions = DEFAUL
             raise DataError(info.path, problem) from None
     if problem := slice_problem(kspace, slice_index):
         raise DataError(info.path, problem)
+    if stored_maps is not None and not np.isfinite(stored_maps).all():
+        raise DataError(info.path, f"'{MAPS_KEY}' hold NaN or Inf values: the data is broken, not the method")
     kspace_CHW = torch.from_numpy(kspace.astype(np.complex64))
     return standardize_slice(info, slice_index, kspace_CHW, stored_maps, options)
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from benchmark.errors import BenchmarkError, DataError
@@ -99,8 +99,12 @@ def read_manifest(root: str | Path) -> dict:
     try:
         payload = json.loads(path.read_text())
         payload["entries"] = [FileEntry(**item) for item in payload["files"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
         raise DataError(path, f"manifest is not valid ({error})") from None
+    for entry in payload["entries"]:
+        relative = PurePosixPath(entry.path)
+        if relative.is_absolute() or ".." in relative.parts or "\\" in entry.path or not relative.parts:
+            raise DataError(path, f"lists {entry.path!r}, a path outside the dataset (entries are relative to it)")
     return payload
 
 
@@ -181,7 +185,11 @@ def dataset_description(root: str | Path, load: LoadOptions) -> dict:
     manifest = read_manifest(root)
     builder = manifest.get("description", {}).get("builder")
     if builder == "embedded":
-        name = f"embedded MNI152-derived simulation (builder {manifest['description'].get('builder_version')})"
+        description = manifest["description"]
+        styles = [f"{description[key]} {label}" for key, label in (("train_style", "train/val"),
+                  ("test_style", "test")) if description.get(key, "realistic") != "realistic"]  # fmt: skip
+        name = f"embedded MNI152-derived simulation (builder {description.get('builder_version')}"
+        name += "".join(f", {style} heads" for style in styles) + ")"
         maps = "true simulated coil maps"
     elif builder == "fastmri-convert":
         name = f"fastMRI files in {Path(root).name}"

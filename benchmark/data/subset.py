@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 
 from benchmark.data.manifest import read_manifest, verify_dataset, write_manifest
+from benchmark.data.ownership import staging_folder
 from benchmark.errors import BenchmarkError
 
 
@@ -36,15 +37,17 @@ def coil_subset(source: Path, destination: Path, train_coils: tuple[int, ...], t
     for split in ("train", "val", "test"):
         if not any(entry.split == split for entry in chosen):
             raise BenchmarkError(f"no {split} files of {source} have the requested coil counts")
-    staging = destination.with_name(destination.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    for entry in chosen:
-        (staging / entry.path).parent.mkdir(parents=True, exist_ok=True)
-        (staging / entry.path).symlink_to(source / entry.path)
-    for name in sorted(path.name for path in source.iterdir() if path.suffix == ".md"):
-        shutil.copy(source / name, staging / name)
-    rule = {"train_and_val_coils": list(train_coils), "test_coils": list(test_coils)}
-    description = manifest["description"] | {"subset": {"source_dataset_hash": source_hash, "coils": rule}}
-    write_manifest(staging, chosen, description)
-    staging.rename(destination)
+    staging = staging_folder(destination, "linking")
+    try:
+        for entry in chosen:
+            (staging / entry.path).parent.mkdir(parents=True, exist_ok=True)
+            (staging / entry.path).symlink_to(source / entry.path)
+        for name in sorted(path.name for path in source.iterdir() if path.suffix == ".md"):
+            shutil.copy(source / name, staging / name)
+        rule = {"train_and_val_coils": list(train_coils), "test_coils": list(test_coils)}
+        description = manifest["description"] | {"subset": {"source_dataset_hash": source_hash, "coils": rule}}
+        write_manifest(staging, chosen, description)
+        staging.rename(destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return destination

@@ -49,19 +49,38 @@ def spin_echo(tissue: Tissue, tr: float, te: float) -> float:
     return tissue.proton_density * (1 - math.exp(-tr / tissue.t1_ms)) * math.exp(-te / tissue.t2_ms)
 
 
-def inversion_recovery(tissue: Tissue) -> float:
+def inversion_recovery(tissue: Tissue, ti: float = FLAIR_TI, tr: float = FLAIR_TR, te: float = FLAIR_TE) -> float:
     """Magnitude inversion-recovery signal PD |1 - 2 exp(-TI/T1) + exp(-TR/T1)| exp(-TE/T2)."""
-    recovery = 1 - 2 * math.exp(-FLAIR_TI / tissue.t1_ms) + math.exp(-FLAIR_TR / tissue.t1_ms)
-    return tissue.proton_density * abs(recovery) * math.exp(-FLAIR_TE / tissue.t2_ms)
+    recovery = 1 - 2 * math.exp(-ti / tissue.t1_ms) + math.exp(-tr / tissue.t1_ms)
+    return tissue.proton_density * abs(recovery) * math.exp(-te / tissue.t2_ms)
 
 
-def signal(contrast: str, tissue: str) -> float:
-    """The relative signal of ``tissue`` in ``contrast`` (T1/T2: spin echo; FLAIR: inversion recovery)."""
+#: Sequences of another site (the shifted test heads, never trained on): a T1 by inversion recovery with a short
+#: TI (MPRAGE-like: grey matter darker than white, CSF dark, fat bright), a fast-spin-echo T2 at TR 3000 / TE 80
+#: in which fat stays bright (J-coupling lengthens fat's apparent T2 in FSE trains; modelled as 2 x fat's T2), and
+#: a FLAIR whose TI (2000 ms) no longer nulls CSF.
+SHIFTED_T1 = {"ti": 900.0, "tr": 2000.0, "te": 3.0}
+SHIFTED_T2 = {"tr": 3000.0, "te": 80.0}
+SHIFTED_FLAIR = {"ti": 2000.0, "tr": 9000.0, "te": 120.0}
+FSE_FAT_T2_FACTOR = 2.0
+PROTOCOLS = ("clinical", "shifted")
+
+
+def signal(contrast: str, tissue: str, protocol: str = "clinical") -> float:
+    """The relative signal of ``tissue`` in ``contrast`` under ``protocol``: ``clinical`` (T1/T2 spin echo, FLAIR
+    inversion recovery nulling CSF) or ``shifted`` (the sequences above)."""
     values = RELAXATION_3T[tissue]
-    if contrast == "T1":
-        return spin_echo(values, **T1_SPIN_ECHO)
-    if contrast == "T2":
-        return spin_echo(values, **T2_SPIN_ECHO)
-    if contrast == "FLAIR":
-        return inversion_recovery(values)
-    raise ValueError(f"unknown contrast {contrast!r}; known: T1, T2, FLAIR")
+    if protocol == "shifted":
+        if contrast == "T2" and tissue in ("fat", "marrow"):
+            values = Tissue(values.t1_ms, values.t2_ms * FSE_FAT_T2_FACTOR, values.proton_density)
+        sequences = {"T1": lambda: inversion_recovery(values, **SHIFTED_T1),
+                     "T2": lambda: spin_echo(values, **SHIFTED_T2),
+                     "FLAIR": lambda: inversion_recovery(values, **SHIFTED_FLAIR)}  # fmt: skip
+    elif protocol == "clinical":
+        sequences = {"T1": lambda: spin_echo(values, **T1_SPIN_ECHO), "T2": lambda: spin_echo(values, **T2_SPIN_ECHO),
+                     "FLAIR": lambda: inversion_recovery(values)}  # fmt: skip
+    else:
+        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    if contrast not in sequences:
+        raise ValueError(f"unknown contrast {contrast!r}; known: T1, T2, FLAIR")
+    return sequences[contrast]()

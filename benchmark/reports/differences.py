@@ -64,19 +64,11 @@ def ablation_differences(
     if ABLATION_REFERENCE not in ran or not variants:
         return None, pd.DataFrame()
     rows = []
-    for mask in masks:
-        for metric in DIFFERENCE_METRICS:
-            key = column_key(metric, protocol, region)
-            source = metric_source(table, volumes, key, protocol)
-            if key not in source.columns or source[key].isna().all():
-                continue
-            part = source[source["mask"] == mask]
-            if part[key].isna().all():
-                continue
-            for method in variants:
-                rows.append({"table": "Table 4", "mask": mask, "contrast": "all", "metric": metric, "column": key,
-                             "method": method, "reference": ABLATION_REFERENCE,
-                             **paired_difference(part, key, method, ABLATION_REFERENCE)})  # fmt: skip
+    for mask, metric, key, part in _scored_parts(table, volumes, masks, protocol, region, by_contrast=False):
+        for method in variants:
+            rows.append({"table": "Table 4", "mask": mask, "contrast": "all", "metric": metric, "column": key,
+                         "method": method, "reference": ABLATION_REFERENCE,
+                         **paired_difference(part, key, method, ABLATION_REFERENCE)})  # fmt: skip
     frame = _with_families(pd.DataFrame(rows), "Table 4: variants vs NASP base x masks x PSNR/SSIM")
     columns = [f"{mask}|{metric}" for mask in masks for metric in DIFFERENCE_METRICS]
     result = _difference_table(
@@ -99,20 +91,12 @@ def distillation_differences(
     if not pairs:
         return None, pd.DataFrame()
     rows = []
-    for mask in masks:
-        for metric in DIFFERENCE_METRICS:
-            key = column_key(metric, protocol, region)
-            source = metric_source(table, volumes, key, protocol)
-            if key not in source.columns or source[key].isna().all():
-                continue
-            for contrast in CONTRASTS:
-                part = source[(source["mask"] == mask) & (source["contrast"] == contrast)]
-                if part[key].isna().all():
-                    continue
-                for base, distilled in pairs:
-                    rows.append({"table": "Table 5", "mask": mask, "contrast": contrast, "metric": metric,
-                                 "column": key, "method": distilled, "reference": base,
-                                 **paired_difference(part, key, distilled, base)})  # fmt: skip
+    for mask, metric, key, part in _scored_parts(table, volumes, masks, protocol, region, by_contrast=True):
+        contrast = part["contrast"].iloc[0]
+        for base, distilled in pairs:
+            rows.append({"table": "Table 5", "mask": mask, "contrast": contrast, "metric": metric, "column": key,
+                         "method": distilled, "reference": base,
+                         **paired_difference(part, key, distilled, base)})  # fmt: skip
     frame = _with_families(pd.DataFrame(rows), "Table 5: distilled vs base x masks x contrasts x PSNR/SSIM")
     result = _difference_table(
         frame,
@@ -124,6 +108,20 @@ def distillation_differences(
         groups=[(METRIC_LABELS[m], [f"{m}|{c}" for c in CONTRASTS]) for m in DIFFERENCE_METRICS],
     )
     return result, frame
+
+
+def _scored_parts(table, volumes, masks: list[str], protocol: str, region: str, by_contrast: bool):
+    """(mask, metric, column, rows) of every mask (and contrast) where the metric has values."""
+    for mask in masks:
+        for metric in DIFFERENCE_METRICS:
+            key = column_key(metric, protocol, region)
+            source = metric_source(table, volumes, key, protocol)
+            if key not in source.columns:
+                continue
+            for contrast in CONTRASTS if by_contrast else (None,):
+                part = source[(source["mask"] == mask) & ((source["contrast"] == contrast) if contrast else True)]
+                if len(part) and not part[key].isna().all():
+                    yield mask, metric, key, part
 
 
 def _with_families(frame: pd.DataFrame, confirmatory: str) -> pd.DataFrame:

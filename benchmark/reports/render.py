@@ -20,7 +20,7 @@ def format_value(
     if math.isinf(value):
         return "∞" if value > 0 else "-∞"
     if column.endswith("|batch"):
-        return f"{int(value)}"
+        return f"{int(value)}" if float(value).is_integer() else f"{value:.1f}"
     digits = 2 if any(key in column for key in ("psnr", "peak")) else 4 if "s/image" in column else 3
     text = f"{value:.{digits}f}"
     if spread is not None and not math.isnan(spread):
@@ -72,7 +72,9 @@ def to_markdown(table: Table, with_std: bool = False, with_ci: bool = False) -> 
     columns = [c for _, cols in table.groups for c in cols]
     notes = list(table.notes)
     header = ["Method"] + [
-        (f"{group} " if group else "") + header_label(c) for group, cols in table.groups for c in cols
+        (f"{group} " if group else "") + table.column_labels.get(c, header_label(c))
+        for group, cols in table.groups
+        for c in cols
     ]
     lines = [f"### {table.title}", "", table.caption, "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "---|" * len(header))
@@ -136,7 +138,8 @@ def to_latex(table: Table, with_std: bool = False, with_ci: bool = False) -> str
             rules.append(rf"\cmidrule(lr){{{start}-{start + len(cols) - 1}}}")
             start += len(cols)
         lines.append(" ".join(rules))
-    lines.append("Method & " + " & ".join(latex_escape(header_label(c)) for c in columns) + r" \\")
+    labels = [table.column_labels.get(c, header_label(c)) for c in columns]
+    lines.append("Method & " + " & ".join(latex_escape(label) for label in labels) + r" \\")
     lines.append(r"\midrule")
     notes = list(table.notes)
     for row, cells in zip(table.rows, _cells(table, with_std, with_ci), strict=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,10 @@ from benchmark.io import atomic_path
 from benchmark.metrics.region import IMAGE
 from benchmark.reports.differences import ABLATION_REFERENCE, ablation_differences, distillation_differences
 from benchmark.reports.figures import plot_comparison, plot_masks
+from benchmark.reports.loading import load_run_tables
 from benchmark.reports.render import to_latex, to_markdown
 from benchmark.reports.seeds import seed_spread, write_seed_report
+from benchmark.reports.shift import shift_tables
 from benchmark.reports.significance import annotate, mask_stats
 from benchmark.reports.tables import (
     MASK_METRICS,
@@ -31,26 +32,9 @@ from benchmark.reports.tables import (
     runtime_table,
 )
 from benchmark.reports.throughput import load_perf, throughput_table
-from benchmark.runner.run import RUN_FILE, TABLE_FILE, VOLUME_TABLE_FILE
 from benchmark.runner.units import Unit, read_recon
 
 MASK_ORDER = ("cartesian_x", "radial", "cartesian_y", "gaussian_2d")  # the paper's table order
-
-
-def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict]:
-    """The per-image table and ``run.json`` of a finished run; one-line errors otherwise."""
-    run_dir = Path(run_dir)
-    if not (run_dir / RUN_FILE).is_file():
-        raise BenchmarkError(f"{run_dir} is not a run directory (no {RUN_FILE})")
-    if not (run_dir / TABLE_FILE).is_file():
-        raise BenchmarkError(f"{run_dir} has no {TABLE_FILE}: the run is unfinished; finish it with --resume")
-    return pd.read_csv(run_dir / TABLE_FILE), json.loads((run_dir / RUN_FILE).read_text())
-
-
-def load_volume_table(run_dir: str | Path) -> pd.DataFrame | None:
-    """The per-volume fastMRI scores of a run (``None`` for runs made before they were stored)."""
-    path = Path(run_dir) / VOLUME_TABLE_FILE
-    return pd.read_csv(path) if path.is_file() else None
 
 
 def unavailable_metrics(metadata: dict) -> dict[str, str]:
@@ -171,16 +155,19 @@ def write_report(
     perf: str | Path | None = None,
     family: str | None = None,
     region: str = IMAGE,
+    shift_runs: tuple[str | Path, ...] = (),
 ) -> list[Path]:
     """Write tables (mean and mean ± std, markdown and LaTeX; with ``with_stats`` also the per-mask tables
     with 95 % intervals and ``stats.csv``; with ``seed_runs`` the training-noise table ``seeds.md``) and
     figures; returns the files written."""
     run_dir, out = Path(run_dir), Path(out)
-    table, metadata = load_run(run_dir)
-    seeded = [(*load_run(path), load_volume_table(path)) for path in seed_runs]
-    tables, stats = build_tables(
-        table, metadata, scoring, with_paper, load_volume_table(run_dir), reference, perf, family, region
-    )
+    table, volumes, metadata = load_run_tables(run_dir)
+    seeded = [load_run_tables(path) for path in seed_runs]
+    tables, stats = build_tables(table, metadata, scoring, with_paper, volumes, reference, perf, family, region)
+    if shift_runs:
+        others = [(_data_label(path, meta), images, vols, meta) for path in shift_runs
+                  for images, vols, meta in [load_run_tables(path)]]  # fmt: skip
+        tables += shift_tables([("in distribution", table, volumes, metadata), *others], scoring, region)
     preface = (
         f"Run `{run_dir}` (config {metadata['config_hash']}, data {metadata['data_hash'][:16]}, "
         f"commit {metadata['git_commit'][:12]}, device {metadata['device']}).\n\n"
@@ -201,8 +188,7 @@ def write_report(
             stats.to_csv(tmp, index=False)
         written.append(out / "stats.csv")
     if seeded:
-        runs = [(images, volumes, meta) for images, meta, volumes in seeded]
-        spread = seed_spread((table, load_volume_table(run_dir), metadata), runs, scoring)
+        spread = seed_spread((table, volumes, metadata), seeded, scoring)
         sources = ", ".join(f"`{path}`" for path in seed_runs)
         statement = data_statement(metadata, scoring)
         written.append(write_seed_report(out / "seeds.md", spread, f"Runs `{run_dir}` and {sources}. {statement}"))
@@ -219,6 +205,12 @@ def write_report(
                 run_dir, table, metadata, mask, contrast, [base, distilled], target, slice_choice, True
             )
     return written
+
+
+def _data_label(run_dir: str | Path, metadata: dict) -> str:
+    """A short name for another run's data in the generalisation tables."""
+    name = (metadata.get("dataset") or {}).get("name", "")
+    return "shifted heads" if "shifted" in name else "fastMRI" if "fastMRI" in name else Path(run_dir).name
 
 
 def most_informative_slice(table: pd.DataFrame, mask: str, contrast: str) -> tuple[str, int]:

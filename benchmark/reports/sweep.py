@@ -9,7 +9,8 @@ import pandas as pd
 from benchmark.io import atomic_path
 from benchmark.metrics.region import IMAGE
 from benchmark.reports.figures import plot_sweep
-from benchmark.reports.report import MASK_ORDER, load_run, load_volume_table, write_report
+from benchmark.reports.loading import load_run_tables
+from benchmark.reports.report import MASK_ORDER, write_report
 from benchmark.reports.significance import mask_stats
 from benchmark.reports.tables import method_label
 from benchmark.runner.sweep import read_sweep
@@ -31,8 +32,7 @@ def sweep_points(sweep_dir: str | Path, scoring: str, region: str = IMAGE) -> pd
     """One row per (method, mask, contrast, metric, R): mean, 95 % interval, subjects, legend label."""
     frames = []
     for acceleration, run_dir in sorted(read_sweep(sweep_dir).items()):
-        table, metadata = load_run(run_dir)
-        volumes = load_volume_table(run_dir)
+        table, volumes, metadata = load_run_tables(run_dir)
         elsewhere = trained_elsewhere(metadata)
         for mask in [m for m in MASK_ORDER if m in set(table["mask"])]:
             stats = mask_stats(table, volumes, mask, SWEEP_METRICS, scoring, region=region)

@@ -78,6 +78,7 @@ class Table:
     ci_low: pd.DataFrame | None = None  # 95 % confidence interval bounds, same shape as values
     ci_high: pd.DataFrame | None = None
     show_ci: bool = False  # render the intervals in every variant (tables of differences)
+    column_labels: dict[str, str] = field(default_factory=dict)  # headers where the column key does not say it
 
 
 #: Distilled methods and the base each was distilled from, for Table 5 and Fig. 5 (beside the generic
@@ -241,14 +242,15 @@ def runtime_table(table: pd.DataFrame) -> Table:
     values = pd.DataFrame(
         {
             "runtime|s/image": grouped["runtime_s"].mean(),
-            "runtime|batch": grouped["batch_size"].first().astype(float),
+            "runtime|batch": grouped["batch_size"].mean().astype(float),
             "runtime|peak MB": grouped["peak_memory_bytes"].max() / 2**20,
         }
     ).reindex(rows)
     devices = grouped["device"].first().reindex(rows)
     result = Table(
         title="Runtime",
-        caption="Seconds per image over the reconstruct call only (warm-up excluded); peak GPU memory (0 on CPU).",
+        caption="Seconds per image over the reconstruct call only (warm-up excluded); batch: mean number of slices "
+        "per reconstruct call (slices of several volumes share a batch); peak GPU memory (0 on CPU).",
         rows=rows,
         groups=[("", list(values.columns))],
         values=values,

@@ -37,12 +37,19 @@ class RunConfig:
         record["checkpoints"] = {method: str(path) for method, path in self.checkpoints}
         return record
 
-    def config_hash(self, checkpoint_sha256: dict[str, str | None]) -> str:
-        """Hash of everything that determines the numbers, including which weights each method loads.
+    def config_hash(
+        self, checkpoint_sha256: dict[str, str | None], data_hash: str | None = None, code: dict | None = None
+    ) -> str:
+        """Hash of everything that determines the numbers: the configuration, which weights each method loads,
+        the data's hash and the code's (``benchmark.runner.identity``).
 
-        The data location and checkpoint paths are not part of the identity; the data's hash (recorded
-        separately) and each checkpoint's sha256 are.
+        The data location and checkpoint paths are not part of the identity; the data's hash and each
+        checkpoint's sha256 are.
         """
         record = {k: v for k, v in self.record().items() if k not in ("data", "checkpoints")}
         record["checkpoint_sha256"] = {name: checkpoint_sha256.get(name) for name in self.methods}
+        if data_hash is not None:
+            record["data_hash"] = data_hash
+        if code is not None:
+            record["code"] = code
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=list).encode()).hexdigest()[:16]

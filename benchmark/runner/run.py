@@ -18,6 +18,7 @@ the same table with no duplicate rows. A resumed run must have the same configur
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from benchmark.data import dataset_files, read_manifest, verify_dataset
+from benchmark.data import dataset_files, open_fastmri, read_manifest, verify_dataset
 from benchmark.data.manifest import dataset_description
 from benchmark.data.normalization import DESCRIPTIONS
 from benchmark.errors import BenchmarkError
@@ -36,25 +37,31 @@ from benchmark.metrics.region import IMAGE, region_suffix
 from benchmark.registry import check_method_name, get_method_class
 from benchmark.runner.config import RunConfig
 from benchmark.runner.environment import device_name, git_commit, library_versions, resolve_device
+from benchmark.runner.groups import infer_group, volume_groups
+from benchmark.runner.identity import code_hash
 from benchmark.runner.shard import Shard, assign, current_shard
-from benchmark.runner.units import InferenceSettings, Unit, infer_unit, load_volume, score_unit
+from benchmark.runner.units import (
+    InferenceSettings,
+    Unit,
+    load_volume,
+    read_unit_tables,
+    recon_is_complete,
+    score_unit,
+    unit_problem,
+)
 from benchmark.seeds import derive_seed
 from benchmark.training.checkpoint import plain_values
 
 RUN_FILE = "run.json"
+#: What every run.json this suite writes holds.
+RUN_KEYS = ("config", "config_hash", "data_hash", "methods", "metrics")
 TABLE_FILE = "metrics.csv"
 VOLUME_TABLE_FILE = "volume_metrics.csv"
 
 
 def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
     """Run (or resume) the grid in ``config``; returns the per-image table also written to ``metrics.csv``."""
-    for name in config.methods:
-        check_method_name(name)
-    for name in config.masks:
-        get_pattern(name)
-    for name, _ in config.checkpoints:
-        if name not in config.methods:
-            raise BenchmarkError(f"--checkpoint names {name!r}, which is not among --methods")
+    _check_names(config)
     data_hash = verify_dataset(config.data)
     files = dataset_files(config.data, config.split, config.contrasts)
     if not files:
@@ -65,14 +72,71 @@ def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
     methods = {
         name: get_method_class(name)(config.profile, device, checkpoint=chosen.get(name)) for name in config.methods
     }
+    metrics = build_metric_suite(device)
+    entries = {config.data / entry.path: entry for entry in read_manifest(config.data)["entries"]}
+    metadata = _metadata(config, methods, metrics, data_hash, device)
+    metadata["volumes"] = [
+        {"file": f.name, "contrast": entries[f].contrast, "num_slices": entries[f].num_slices} for f in files
+    ]
+    fresh = not config.out.exists() or not any(config.out.iterdir())
+    shard.leader_first(lambda: _start_run(config, metadata, resume))
+    units = [Unit(m, k, f, entries[f].contrast) for m in config.methods for k in config.masks for f in files]
+    slices = {file: entries[file].num_slices for file in files}
+    groups = volume_groups(files, slices, _coil_counts(files, config), config.batch_size)
+    items = [
+        (m, k, [(f, entries[f].contrast) for f in g]) for g in groups for m in config.methods for k in config.masks
+    ]
+    costs = [sum(slices[f] for f, _ in group) * methods[m].relative_cost for m, _, group in items]
+    mine = [items[index] for index in sorted(assign(costs, shard.world)[shard.rank])]
+    if shard.world > 1:
+        print(f"rank {shard.rank} of {shard.world}: {len(mine)} of {len(items)} items", file=sys.stderr, flush=True)
+    # Table order is method, mask, volume; execution goes group by group so each volume is read once.
+    try:
+        _run_items(config, mine, methods, metrics, device, metadata, shard)
+    except BaseException:
+        if fresh and shard.world == 1 and not finished_units(config.out):
+            shutil.rmtree(config.out, ignore_errors=True)  # nothing finished: a corrected rerun starts clean
+        raise
+    shard.barrier()  # every rank's units are on disk
+    if shard.leader:
+        _merge_tables(config.out, units, metadata)
+    shard.barrier()
+    return pd.read_csv(config.out / TABLE_FILE)
+
+
+def _coil_counts(files: list[Path], config: RunConfig) -> dict[Path, int]:
+    """Each volume's coil count as the methods will see it (read from the file's header; after compression, the
+    virtual coil count)."""
+    if config.load.num_virtual_coils is not None:
+        return dict.fromkeys(files, config.load.num_virtual_coils)
+    counts = {}
+    for file in files:
+        with open_fastmri(file) as (_, info):
+            counts[file] = info.num_coils
+    return counts
+
+
+def _check_names(config: RunConfig) -> None:
+    for name in config.methods:
+        check_method_name(name)
+    for name in config.masks:
+        get_pattern(name)
+    for name, _ in config.checkpoints:
+        if name not in config.methods:
+            raise BenchmarkError(f"--checkpoint names {name!r}, which is not among --methods")
+
+
+def _metadata(config: RunConfig, methods: dict, metrics: list, data_hash: str, device) -> dict:
+    """``run.json``'s content: the run's identity (configuration, weights, data and code hashes) and context."""
     mismatches = setting_mismatches(methods, config)
     described = {name: method.describe() for name, method in methods.items()}
-    config_hash = config.config_hash({name: info["checkpoint_sha256"] for name, info in described.items()})
-    metrics = build_metric_suite(device)
-    metadata = {
+    code = code_hash(config.methods)
+    weights = {name: info["checkpoint_sha256"] for name, info in described.items()}
+    return {
         "config": config.record(),
-        "config_hash": config_hash,
+        "config_hash": config.config_hash(weights, data_hash, code),
         "data_hash": data_hash,
+        "code_hash": code,
         "dataset": dataset_description(config.data, config.load),
         "normalization": DESCRIPTIONS[config.load.normalization],
         "setting_mismatches": mismatches,
@@ -83,35 +147,31 @@ def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
         "device": device_name(device),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    shard.leader_first(lambda: _start_run(config, metadata, resume))
-    entries = {config.data / entry.path: entry for entry in read_manifest(config.data)["entries"]}
-    units = [Unit(m, k, f, entries[f].contrast) for m in config.methods for k in config.masks for f in files]
-    costs = [entries[unit.file].num_slices * methods[unit.method].relative_cost for unit in units]
-    mine = [units[index] for index in assign(costs, shard.world)[shard.rank]]
-    if shard.world > 1:
-        print(f"rank {shard.rank} of {shard.world}: {len(mine)} of {len(units)} units", file=sys.stderr, flush=True)
-    # Table order is method, mask, volume; execution goes volume by volume so each is read once.
-    ordered = sorted(mine, key=lambda u: files.index(u.file))
-    _run_units(config, ordered, methods, metrics, device, metadata, shard)
-    shard.barrier()  # every rank's units are on disk
-    if shard.leader:
-        _merge_tables(config.out, units)
-    shard.barrier()
-    return pd.read_csv(config.out / TABLE_FILE)
+
+
+def finished_units(out: Path) -> list[Path]:
+    """The per-image metric files of a run's finished units."""
+    return [path for path in out.glob("metrics/*/*/*.csv") if not path.name.endswith(".volume.csv")]
 
 
 def _start_run(config: RunConfig, metadata: dict, resume: bool) -> None:
-    _prepare_out_dir(config, metadata["config_hash"], resume)
+    _prepare_out_dir(config, metadata, resume)
     if not (config.out / RUN_FILE).exists():
         _write_json(config.out / RUN_FILE, metadata)
 
 
-def _merge_tables(out: Path, units: list[Unit]) -> None:
-    """``metrics.csv`` and ``volume_metrics.csv`` from the unit files, in grid order."""
-    for name, path_of in ((TABLE_FILE, Unit.metrics_path), (VOLUME_TABLE_FILE, Unit.volume_metrics_path)):
-        frame = pd.concat([pd.read_csv(path_of(unit, out)) for unit in units], ignore_index=True)
+def _merge_tables(out: Path, units: list[Unit], metadata: dict) -> None:
+    """``metrics.csv`` and ``volume_metrics.csv`` from the verified unit files, in grid order."""
+    images, volumes = read_unit_tables(out, units, *grid_of(metadata))
+    for name, frame in ((TABLE_FILE, images), (VOLUME_TABLE_FILE, volumes)):
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
+
+
+def grid_of(metadata: dict) -> tuple[dict[str, int], list[str]]:
+    """From ``run.json``: each volume's slice count, and the metrics a finished unit has a value for."""
+    slices = {item["file"]: int(item["num_slices"]) for item in metadata["volumes"]}
+    return slices, [name for name, info in metadata["metrics"].items() if info.get("available")]
 
 
 def setting_mismatches(methods: dict, config: RunConfig) -> dict[str, str]:
@@ -146,50 +206,49 @@ def _setting_text(value) -> str:
     return "x".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
 
 
-def _run_units(config, units, methods, metrics, device, metadata, shard: Shard) -> None:
-    volumes: dict[Path, dict] = {}
+def _run_items(config, items, methods, metrics, device, metadata, shard: Shard) -> None:
+    """Each (method, mask, volume group) item: infer what lacks a complete reconstruction, score what lacks
+    verified scores. Items come grouped by volume group, so each group's volumes are read once."""
+    loaded: dict[Path, dict] = {}
     warmed: set[str] = set()
     settings = InferenceSettings(config.acceleration, config.batch_size, config.load.normalization, device)
-    progress = tqdm(units, desc="benchmark", unit="volume", disable=not shard.leader)  # rank 0 speaks for all
-    for unit in progress:
-        progress.set_description(f"{unit.method} | {unit.mask} | {unit.contrast}")
-        if unit.metrics_path(config.out).exists():
-            continue
-        if unit.file not in volumes:
-            volumes.clear()  # units arrive grouped by volume: one in memory at a time
-            volumes[unit.file] = load_volume(unit.file, config.load)
-        volume = volumes[unit.file]
-        if not unit.recon_path(config.out).exists():
-            seed = derive_seed(config.seed, unit.method, unit.mask, unit.file.name)
-            infer_unit(
-                unit, config.out, methods[unit.method], volume, settings, seed, warm_up=unit.method not in warmed
-            )
-            warmed.add(unit.method)
+    slices = {item["file"]: item["num_slices"] for item in metadata["volumes"]}
+    expected = [metric.name for metric in metrics if metric.available]
+    progress = tqdm(items, desc="benchmark", unit="item", disable=not shard.leader)  # rank 0 speaks for all
+    for method, mask, group in progress:
+        units = [Unit(method, mask, file, contrast) for file, contrast in group]
+        progress.set_description(f"{method} | {mask} | {len(units)} volume(s)")
+        unscored = [u for u in units if unit_problem(u, config.out, slices[u.file.name], expected) is not None]
+        if not unscored:
+            continue  # finished and verified: a half-written or NaN-holed unit is redone instead
+        if set(loaded) != {unit.file for unit in units}:
+            loaded = {unit.file: load_volume(unit.file, config.load) for unit in units}  # one group in memory
+        missing = [u for u in units if not recon_is_complete(u, config.out, slices[u.file.name])]
+        if missing:
+            seed = derive_seed(config.seed, method, mask, units[0].file.name)
+            infer_group(units, config.out, methods[method], loaded, settings, seed, method not in warmed, missing)
+            warmed.add(method)
         extra = {
             "config_hash": metadata["config_hash"],
             "data_hash": metadata["data_hash"][:16],
-            "checkpoint_sha256": metadata["methods"][unit.method]["checkpoint_sha256"] or "",
-            "setting_mismatch": metadata["setting_mismatches"].get(unit.method, ""),
+            "checkpoint_sha256": metadata["methods"][method]["checkpoint_sha256"] or "",
+            "setting_mismatch": metadata["setting_mismatches"].get(method, ""),
         }
-        score_unit(unit, config.out, volume, metrics, extra)
+        for unit in unscored:
+            score_unit(unit, config.out, loaded[unit.file], metrics, extra)
     progress.close()
 
 
-def _prepare_out_dir(config: RunConfig, config_hash: str, resume: bool) -> None:
+def _prepare_out_dir(config: RunConfig, metadata: dict, resume: bool) -> None:
     run_file = config.out / RUN_FILE
     if run_file.exists():
         if not resume:
             raise BenchmarkError(
                 f"{config.out} already holds a run; pass --resume to continue it or choose another --out"
             )
-        stored = json.loads(run_file.read_text())
-        if stored.get("config_hash") != config_hash:
-            raise BenchmarkError(
-                f"{config.out} was started with a different configuration or other weights "
-                f"(hash {stored.get('config_hash')} vs {config_hash}); use another --out"
-            )
-    elif config.out.exists() and any(config.out.iterdir()) and not resume:
-        raise BenchmarkError(f"{config.out} exists and is not empty; choose another --out")
+        _check_same_identity(config.out, read_run_json(config.out), metadata)
+    elif config.out.exists() and any(config.out.iterdir()):
+        raise BenchmarkError(f"{config.out} exists and is not a run directory of this suite; choose another --out")
     try:
         config.out.mkdir(parents=True, exist_ok=True)
         with atomic_path(config.out / ".write-check") as tmp:
@@ -197,6 +256,44 @@ def _prepare_out_dir(config: RunConfig, config_hash: str, resume: bool) -> None:
         (config.out / ".write-check").unlink()
     except OSError as error:
         raise BenchmarkError(f"cannot write to {config.out}: {error.strerror or error}") from None
+
+
+def _check_same_identity(out: Path, stored: dict, current: dict) -> None:
+    """A resume must continue the same run: same data, same code, same configuration and weights."""
+    if stored.get("data_hash") != current["data_hash"]:
+        raise BenchmarkError(
+            f"{out} was run on data {str(stored.get('data_hash'))[:16]} ({stored['config'].get('data')}), not "
+            f"{current['data_hash'][:16]} ({current['config']['data']}); resume it on its own data or use another --out"
+        )
+    old, new = stored.get("code_hash") or {}, current["code_hash"]
+    changed = [f"{name} {old.get(name)} -> {new[name]}" for name in new if old.get(name) != new[name]]
+    if changed:
+        raise BenchmarkError(
+            f"{out} was run with other code ({'; '.join(changed)}); finish it with that code or use another --out"
+        )
+    if stored.get("config_hash") != current["config_hash"]:
+        raise BenchmarkError(
+            f"{out} was started with a different configuration or other weights "
+            f"(hash {stored.get('config_hash')} vs {current['config_hash']}); use another --out"
+        )
+
+
+def read_run_json(run_dir: Path) -> dict:
+    """A run's ``run.json``; a file this suite did not write, or cannot parse, is a one-line error."""
+    path = Path(run_dir) / RUN_FILE
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BenchmarkError(f"{path}: corrupt ({_first_line(error)})") from None
+    missing = [key for key in RUN_KEYS if not isinstance(stored, dict) or key not in stored]
+    if missing:
+        raise BenchmarkError(f"{path}: not a run of this suite (no {', '.join(missing)})")
+    return stored
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _write_json(path: Path, payload: dict) -> None:

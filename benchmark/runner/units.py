@@ -15,15 +15,13 @@ import pandas as pd
 import torch
 
 from benchmark.data import LoadOptions, SliceDataset
-from benchmark.data.normalization import measured_volume_scale
 from benchmark.errors import BenchmarkError, DataError
 from benchmark.io import atomic_path
 from benchmark.masks import make_mask, mask_seed
-from benchmark.method import Method, ReconBatch
+from benchmark.method import ReconBatch
 from benchmark.metrics import Metric, ScoringBatch
 from benchmark.metrics.region import head_region
-from benchmark.metrics.volume import fastmri_volume_scores
-from benchmark.runner.environment import Timer
+from benchmark.metrics.volume import VOLUME_METRICS, fastmri_volume_scores
 
 ID_COLUMNS = ["method", "mask", "contrast", "file", "slice", "patient_id", "acceleration"]
 
@@ -70,65 +68,6 @@ def volume_masks(unit: Unit, num_slices: int, shape: tuple[int, int], accelerati
     )
 
 
-def infer_unit(
-    unit: Unit,
-    out: Path,
-    method: Method,
-    volume: dict,
-    settings: InferenceSettings,
-    seed: int,
-    warm_up: bool,
-) -> Path:
-    """Reconstruct every slice of ``unit``'s volume; write images and per-image runtimes to one ``.h5``.
-
-    Under ``measured`` normalisation the method sees k-space divided by the volume's measured scale and
-    its output is multiplied back, so stored images are in the data's units, like the targets.
-    Runtime is seconds per image over the timed region only: the batch's ``reconstruct`` call, after an
-    untimed warm-up call when ``warm_up`` (the method's first batch in this process). The global RNGs
-    are seeded with ``seed`` after the warm-up, so a resumed run draws exactly what an uninterrupted one
-    draws, whichever unit comes first in the process.
-    """
-    num_slices, shape = volume["kspace"].shape[0], tuple(volume["kspace"].shape[-2:])
-    masks = volume_masks(unit, num_slices, shape, settings.acceleration)
-    measured = volume["kspace"] * masks[:, None]
-    scale = 1.0
-    if settings.normalization == "measured":
-        scale = measured_volume_scale(measured, volume["maps"], masks)
-    device = settings.device
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    batches = [
-        ReconBatch(measured[part] / scale, masks[part], volume["maps"][part], unit.mask, settings.acceleration)
-        for part in (slice(start, start + settings.batch_size) for start in range(0, num_slices, settings.batch_size))
-    ]
-    if warm_up:
-        with torch.no_grad():
-            method.reconstruct(batches[0].to(device))  # untimed: first-call allocations, kernel selection, caches
-    seed_everything(seed)
-    images, runtimes = [], []
-    for batch in batches:
-        batch = batch.to(device)
-        with torch.no_grad(), Timer(device) as timer:
-            output = method.reconstruct(batch)
-        images.append(_checked_output(unit, output, batch).cpu() * scale)
-        runtimes.extend([timer.seconds / batch.mask.shape[0]] * batch.mask.shape[0])
-    path = unit.recon_path(out)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
-        handle.create_dataset("reconstruction", data=torch.cat(images).numpy(), track_times=False)
-        handle.create_dataset("runtime_s", data=np.array(runtimes, dtype=np.float64), track_times=False)
-        handle.attrs.update(
-            method=unit.method,
-            mask=unit.mask,
-            file=unit.file.name,
-            acceleration=settings.acceleration,
-            batch_size=settings.batch_size,
-            device=str(device),
-            input_scale=scale,
-            peak_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0,
-        )
-    return path
-
-
 def seed_everything(seed: int) -> None:
     """Seed ``random``, ``numpy`` and ``torch``: libraries draw from the global generators (sigpy's
     step-size power iteration uses numpy's), so a unit is reproducible only if all three are seeded."""
@@ -137,7 +76,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _checked_output(unit: Unit, output: torch.Tensor, batch: ReconBatch) -> torch.Tensor:
+def checked_output(unit: Unit, output: torch.Tensor, batch: ReconBatch) -> torch.Tensor:
     expected = (batch.mask.shape[0], *batch.mask.shape[-2:])
     if tuple(output.shape) != expected:
         raise BenchmarkError(
@@ -155,6 +94,8 @@ def read_recon(path: Path, num_slices: int) -> tuple[torch.Tensor, np.ndarray, d
             images = torch.from_numpy(handle["reconstruction"][()])
             runtimes = handle["runtime_s"][()]
             attrs = dict(handle.attrs)
+            # The batch each image was reconstructed in (older runs: the configured batch size for all).
+            attrs["batch_sizes"] = handle["batch_size"][()] if "batch_size" in handle else None
     except (OSError, KeyError) as error:
         raise DataError(path, f"unreadable reconstruction ({error}); delete it and resume") from None
     if images.shape[0] != num_slices:
@@ -195,7 +136,8 @@ def score_unit(unit: Unit, out: Path, volume: dict, metrics: list[Metric], extra
     for metric in metrics:
         rows[metric.name] = metric(batch).numpy() if metric.available else np.nan
     rows["runtime_s"] = runtimes
-    rows["batch_size"] = int(attrs["batch_size"])
+    sizes = attrs["batch_sizes"]
+    rows["batch_size"] = sizes if sizes is not None else int(attrs["batch_size"])
     rows["device"] = str(attrs["device"])
     rows["peak_memory_bytes"] = int(attrs["peak_memory_bytes"])
     rows["input_scale"] = float(attrs["input_scale"])
@@ -204,3 +146,52 @@ def score_unit(unit: Unit, out: Path, volume: dict, metrics: list[Metric], extra
     with atomic_path(unit.metrics_path(out)) as tmp:
         rows.to_csv(tmp, index=False)
     return rows
+
+
+def unit_problem(unit: Unit, out: Path, num_slices: int, expected: list[str]) -> str | None:
+    """Why a unit's score files cannot be trusted (``None`` when complete): missing, unreadable, a row count
+    other than the volume's slices, or a NaN where a score should be (``expected``: the metrics available in
+    the run; a metric unavailable by design stays NaN and is no problem)."""
+    tables = []
+    for path, rows in ((unit.volume_metrics_path(out), 1), (unit.metrics_path(out), num_slices)):
+        if not path.is_file():
+            return f"{path}: missing"
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+            return f"{path}: corrupt ({str(error).strip().splitlines()[0] if str(error).strip() else error})"
+        if len(frame) != rows:
+            return f"{path}: corrupt (holds {len(frame)} rows where the grid has {rows})"
+        tables.append((path, frame))
+    for (path, frame), names in zip(tables, (VOLUME_METRICS, expected), strict=True):
+        broken = [name for name in names if name not in frame or frame[name].isna().any()]
+        if broken:
+            return f"{path}: corrupt (no value for {', '.join(broken[:3])})"
+    return None
+
+
+def recon_is_complete(unit: Unit, out: Path, num_slices: int) -> bool:
+    """Whether a unit's reconstruction file exists, reads and holds every slice."""
+    path = unit.recon_path(out)
+    if not path.is_file():
+        return False
+    try:
+        read_recon(path, num_slices)
+    except DataError:
+        return False
+    return True
+
+
+def read_unit_tables(out: Path, units: list[Unit], slices: dict[str, int], expected: list[str]):
+    """The per-image and per-volume tables of ``units`` from their own files, in the given order, each unit
+    verified first (``unit_problem``); ``slices`` maps a volume's file name to its slice count."""
+    images, volumes = [], []
+    for unit in units:
+        if not unit.metrics_path(out).is_file():
+            raise BenchmarkError(f"{unit.metrics_path(out)} is missing: the run is unfinished; finish it with --resume")
+        problem = unit_problem(unit, out, slices[unit.file.name], expected)
+        if problem:
+            raise BenchmarkError(problem)
+        images.append(pd.read_csv(unit.metrics_path(out)))
+        volumes.append(pd.read_csv(unit.volume_metrics_path(out)))
+    return pd.concat(images, ignore_index=True), pd.concat(volumes, ignore_index=True)

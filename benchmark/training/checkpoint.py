@@ -77,6 +77,20 @@ def load_checkpoint(path: str | Path, method: str, config: dict | None = None) -
     return payload
 
 
+def load_weights(module: torch.nn.Module, state, path: Path, what: str) -> None:
+    """``module.load_state_dict(state)``; weights that do not fit (a missing or extra key, another tensor shape)
+    are the usual one-line checkpoint error, not a traceback."""
+    if not isinstance(state, dict):
+        raise BenchmarkError(f"{path}: holds no {what} weights")
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:
+        problem = re.sub(r"^Error\(s\) in loading state_dict for \w+:\s*", "", " ".join(str(error).split()))
+        problem = re.sub(r"torch\.Size\((\[[^\]]*\])\)", r"\1", problem)
+        first = problem.split(". ")[0].rstrip(".")
+        raise BenchmarkError(f"{path}: its {what} weights do not fit ({first[:200]})") from None
+
+
 def _unreadable(path: Path, error: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` refused ``path``; a pickled object is named, never run."""
     found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))

@@ -39,11 +39,19 @@ from benchmark.metrics.pixel import SSIM
 from benchmark.registry import get_training_class
 from benchmark.runner.environment import git_commit, resolve_device
 from benchmark.seeds import derive_seed
-from benchmark.training.checkpoint import load_checkpoint, plain_values, record_shipped, save_checkpoint
+from benchmark.training.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    plain_values,
+    record_shipped,
+    save_checkpoint,
+)
 from benchmark.training.config import TrainConfig
 from benchmark.training.optim import Optimizers
 
 PATTERNS = ("cartesian_x", "cartesian_y", "gaussian_2d", "radial")
+#: What a training run writes into its folder.
+TRAINING_FILES = ("last.pt", "best.pt", "log.csv")
 
 
 @dataclass(frozen=True)
@@ -249,10 +257,10 @@ class Trainer:
                 f"{path} was written with a different training config (under another number of ranks, keep the "
                 "global batch: --batch-size x ranks); use another --out"
             )
-        self.model.load_state_dict(payload["model"])
+        load_weights(self.model, payload.get("model"), path, "model")
         for name, module in self.modules.items():
             if name != "model":
-                module.load_state_dict(payload["modules"][name])
+                load_weights(module, (payload.get("modules") or {}).get(name), path, name)
         self.optimizers.load_state_dict(payload)
         if self.ema:
             self.ema.load_state_dict(payload["ema_full"])
@@ -411,7 +419,23 @@ class Trainer:
 
 
 def train(request: TrainRequest) -> Path:
-    request.out.mkdir(parents=True, exist_ok=True)
-    if not request.resume and (request.out / "last.pt").exists():
-        raise BenchmarkError(f"{request.out} already holds a training run; pass --resume or choose another --out")
-    return Trainer(request).fit()
+    """Train as ``request`` says; the method, stage and output folder are checked before anything is written."""
+    get_training_class(request.method, request.stage)  # a bad name makes no folder
+    out = request.out
+    if not request.resume and (out / "last.pt").exists():
+        raise BenchmarkError(f"{out} already holds a training run; pass --resume or choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not _is_training_folder(out):
+        raise BenchmarkError(f"{out} exists and holds files that are not a training run; choose another --out")
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return Trainer(request).fit()
+    except BaseException:
+        if made and not any(out.iterdir()):
+            out.rmdir()  # nothing was written: leave no empty folder behind
+        raise
+
+
+def _is_training_folder(out: Path) -> bool:
+    """Whether ``out`` holds only what a training run writes."""
+    return all(path.name in TRAINING_FILES or path.name.startswith(".") for path in out.iterdir())

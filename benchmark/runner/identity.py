@@ -1,0 +1,58 @@
+"""What code a run's numbers come from: a hash of the harness's source and of each method's.
+
+A run records ``code_hash`` — sha256 over the ``.py`` files of the ``benchmark`` package and, per method, of its
+package under ``methods/`` and every ``methods.*`` package it imports — so a run resumed after a method or the
+harness was edited is refused instead of mixing rows of two code versions under one configuration hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+from functools import cache
+from pathlib import Path
+
+from benchmark.registry import METHODS
+
+HARNESS = "benchmark"
+_IMPORTS = re.compile(r"^\s*(?:from|import)\s+methods\.(\w+)", re.MULTILINE)
+
+
+def package_folder(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"{package} is not an importable package")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@cache
+def _files_hash(package: str) -> str:
+    folder = package_folder(package)
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def method_packages(name: str) -> list[str]:
+    """The ``methods.*`` packages a registered method's code comes from (its own and those it imports)."""
+    own = METHODS[name].split(":")[0].split(".")[1]
+    found, pending = set(), [own]
+    while pending:
+        package = pending.pop()
+        if package in found:
+            continue
+        found.add(package)
+        for path in package_folder(f"methods.{package}").rglob("*.py"):
+            pending += _IMPORTS.findall(path.read_text(encoding="utf-8"))
+    return sorted(found)
+
+
+def code_hash(methods: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``{"benchmark": …, method: …}``: 16-hex-digit source hashes of the harness and of each method."""
+    hashes = {HARNESS: _files_hash(HARNESS)[:16]}
+    for name in methods:
+        parts = "".join(_files_hash(f"methods.{package}") for package in method_packages(name))
+        hashes[name] = hashlib.sha256(parts.encode()).hexdigest()[:16]
+    return hashes
