@@ -87,6 +87,8 @@ def _run(args: argparse.Namespace) -> None:
 
     from benchmark.data.fastmri import LoadOptions
     from benchmark.runner import RunConfig, run_benchmark, summarize
+    from benchmark.runner.config import default_batch_size
+    from benchmark.runner.environment import resolve_device
     from benchmark.runner.run import VOLUME_TABLE_FILE
     from benchmark.runner.shard import current_shard
 
@@ -107,7 +109,7 @@ def _run(args: argparse.Namespace) -> None:
         split=args.split,
         profile=args.profile,
         device=args.device,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or default_batch_size(resolve_device(args.device).type),
         seed=args.seed,
         load=LoadOptions(size=tuple(args.size), target=args.target, normalization=args.normalization),
         checkpoints=tuple(_checkpoint_pair(text) for text in args.checkpoint or ()),
@@ -305,7 +307,12 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--size", type=positive_int, nargs=2, default=[256, 256], metavar=("H", "W"), help="image size (256 256)"
     )
-    run.add_argument("--batch-size", type=positive_int, default=8, help="slices per reconstruct call (default 8)")
+    run.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="slices per reconstruct call, shared by volumes of one coil count (default: 8 on a GPU, 2 on a CPU, "
+        "where larger batches cost more per image)",
+    )
     run.add_argument("--seed", type=nonnegative_int, default=0, help="seed for stochastic methods (default 0)")
     add_scoring(run, "the summary's PSNR/SSIM")
     run.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)

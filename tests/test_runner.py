@@ -75,7 +75,7 @@ def test_kill_9_then_resume_gives_the_same_table_without_duplicates(small_embedd
     reference = run_benchmark(config_for(small_embedded, tmp_path / "reference", ("zero_filled", "cs_wavelet")))
     out = tmp_path / "killed"
     arguments = ["run", "--methods", "zero_filled,cs_wavelet", "--data", str(small_embedded), "--out", str(out)]
-    arguments += ["--device", "cpu", "--size", "64", "64"]
+    arguments += ["--device", "cpu", "--size", "64", "64", "--batch-size", "8"]  # the reference's batch
     process = subprocess.Popen([sys.executable, "-m", "benchmark", *arguments], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None and len(finished_units(out)) < 2:
@@ -158,3 +158,15 @@ def test_a_run_that_fails_before_any_unit_finishes_leaves_no_folder(small_embedd
     assert not config.out.exists()  # the corrected rerun needs no --resume and no deleting by hand
     monkeypatch.undo()
     assert len(run_benchmark(config)) == 2
+
+
+def test_volumes_are_grouped_by_coil_count_up_to_a_batch_in_file_order():
+    from pathlib import Path
+
+    from benchmark.runner.groups import volume_groups
+
+    f = [Path(f"f{i}.h5") for i in range(8)]
+    coils = dict(zip(f, [8, 8, 12, 8, 12, 8, 16, 8], strict=True))
+    slices = dict.fromkeys(f, 1) | {f[5]: 3}  # f5 alone fills a batch of 3
+    groups = volume_groups(f, slices, coils, batch_size=3)
+    assert groups == [[f[0], f[1], f[3]], [f[2], f[4]], [f[5]], [f[6]], [f[7]]]
