@@ -25,6 +25,7 @@ from benchmark.cli_args import (
 from benchmark.cli_results import add_check, add_perf, add_report
 from benchmark.data.normalization import NORMALIZATIONS
 from benchmark.errors import BenchmarkError
+from benchmark.masks import PATTERN_NAMES
 
 NORMALIZATION_HELP = (
     "measured (default): divide by a scale from the R=32 measurements only; slice_max: by the target's "
@@ -179,7 +180,7 @@ def _weights(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from benchmark.training.loop import PATTERNS, TrainRequest, train
+    from benchmark.training.loop import TrainRequest, train
 
     data = resolve_data(args.data)
     run_name = "-".join(filter(None, (args.method, args.stage, args.profile)))
@@ -189,7 +190,7 @@ def _train(args: argparse.Namespace) -> None:
         profile=args.profile,
         data=data,
         out=out,
-        masks=tuple(split_list(args.masks)) if args.masks else PATTERNS,
+        masks=tuple(split_list(args.masks)) if args.masks else PATTERN_NAMES,
         device=args.device,
         resume=args.resume,
         steps=args.steps,

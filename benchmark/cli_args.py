@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 from benchmark.errors import BenchmarkError
-
-SCORING_PROTOCOLS = ("paper", "fastmri")
-
+from benchmark.metrics.base import SCORING_PROTOCOLS
 
 #: Devices a command accepts: ``auto`` (CUDA when present), the CPU, a CUDA device.
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")

@@ -11,17 +11,17 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import torch
 
+from benchmark.checkpoint import CHECKPOINT_ROOT, load_checkpoint, load_weights
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import sha256_file
+from benchmark.losses import magnitude_loss
 from benchmark.physics import MultiCoilOperator
-from benchmark.training.checkpoint import CHECKPOINT_ROOT, load_checkpoint, load_weights
-from benchmark.training.losses import magnitude_loss
 
 PROFILES = ("tiny", "paper")
 
@@ -41,9 +41,19 @@ class ReconBatch:
         return MultiCoilOperator(self.maps, self.mask)
 
     def to(self, device: torch.device) -> ReconBatch:
-        return ReconBatch(
-            self.kspace.to(device), self.mask.to(device), self.maps.to(device), self.pattern, self.acceleration
-        )
+        return replace(self, kspace=self.kspace.to(device), mask=self.mask.to(device), maps=self.maps.to(device))
+
+    def select(self, indices: torch.Tensor | list[int]) -> ReconBatch:
+        """The slices ``indices`` of this batch (repeats allowed), as a batch of their own."""
+        return replace(self, kspace=self.kspace[indices], mask=self.mask[indices], maps=self.maps[indices])
+
+    @staticmethod
+    def concatenated(parts: list[ReconBatch]) -> ReconBatch:
+        """Batches of one pattern and acceleration joined along the batch axis (slices of several volumes)."""
+        if len({(part.pattern, part.acceleration) for part in parts}) != 1:
+            raise ValueError("only batches of one mask pattern and acceleration can be joined")
+        joined = {name: torch.cat([getattr(part, name) for part in parts]) for name in ("kspace", "mask", "maps")}
+        return replace(parts[0], **joined)
 
 
 @dataclass
@@ -234,7 +244,7 @@ class ImageToImageMethod(LearnedMethod):
     """A learned method mapping the zero-filled SENSE image (real/imag channels) to the image (U-Net, Swin-Unet).
 
     Each input is divided by its zero-filled maximum (available at inference) and the output multiplied back.
-    Loss: ``benchmark.training.losses.magnitude_loss`` (L1 + L2 on the magnitude, shared by all library baselines).
+    Loss: ``benchmark.losses.magnitude_loss`` (L1 + L2 on the magnitude, shared by all library baselines).
     """
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:

@@ -33,15 +33,16 @@ import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmark.acquisition import acquire, volume_masks
 from benchmark.data import LoadOptions, dataset_files
-from benchmark.data.normalization import measured_volume_scale
+from benchmark.data.anatomy import CONTRASTS
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path
 from benchmark.method import LearnedMethod, Method, ReconBatch
 from benchmark.perf_scoring import scoring_rows
 from benchmark.registry import check_method_name, get_method_class
 from benchmark.runner.environment import Timer, device_name
-from benchmark.runner.units import Unit, load_volume, volume_masks
+from benchmark.runner.units import load_volume
 
 PERF_ACCELERATION = 32
 PERF_MASK = "radial"
@@ -101,14 +102,9 @@ def build_for_timing(name: str, profile: str, device: torch.device) -> tuple[Met
 def perf_batch(volume: dict, batch_size: int, device: torch.device) -> ReconBatch:
     """``batch_size`` slices of the volume (repeated as needed) under the perf mask, measured-scale normalised."""
     num_slices, shape = volume["kspace"].shape[0], tuple(volume["kspace"].shape[-2:])
-    unit = Unit("perf", PERF_MASK, Path(volume["file"]), "")
-    masks = volume_masks(unit, num_slices, shape, PERF_ACCELERATION)
-    measured = volume["kspace"] * masks[:, None]
-    scale = measured_volume_scale(measured, volume["maps"], masks)
-    take = torch.arange(batch_size) % num_slices
-    return ReconBatch(measured[take] / scale, masks[take], volume["maps"][take], PERF_MASK, PERF_ACCELERATION).to(
-        device
-    )
+    masks = volume_masks(PERF_MASK, Path(volume["file"]).name, num_slices, shape, PERF_ACCELERATION)
+    acquisition = acquire(volume["kspace"], volume["maps"], masks, PERF_MASK, PERF_ACCELERATION, "volume")
+    return acquisition.batch.select(torch.arange(batch_size) % num_slices).to(device)
 
 
 def scoring_images(volume: dict, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,7 +186,7 @@ def run_perf(request: PerfRequest) -> pd.DataFrame:
     if unknown:
         raise BenchmarkError(f"--switches {','.join(unknown)}: no such switch in {', '.join(request.methods)} "
                              f"(known: {', '.join(sorted(known)) or 'none'})")  # fmt: skip
-    files = dataset_files(request.data, "test", ("T1", "T2", "FLAIR"))
+    files = dataset_files(request.data, "test", CONTRASTS)
     if not files:
         raise BenchmarkError(f"no test volumes in {request.data}")
     volume = load_volume(files[0], LoadOptions(size=request.size)) | {"file": files[0].name}

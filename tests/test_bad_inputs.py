@@ -15,10 +15,10 @@ import torch
 from badinput import Case, Inputs, check_outcome, run_cases, run_cli, selected
 from conftest import BROKEN_FASTMRI, numpy_fft2c, raw_coil_images, write_raw_fastmri
 
+from benchmark.checkpoint import CHECKPOINT_ROOT, save_checkpoint
 from benchmark.data import dataset_files
 from benchmark.masks import PATTERNS
 from benchmark.registry import METHODS
-from benchmark.training.checkpoint import CHECKPOINT_ROOT, save_checkpoint
 
 SHIPPED_UNET = CHECKPOINT_ROOT / "unet" / "tiny.pt"
 CASES: dict[str, Case] = {}

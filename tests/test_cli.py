@@ -103,8 +103,8 @@ def test_scoring_and_protocol_that_disagree_give_one_error_line(tiny_run, tmp_pa
 
 
 def test_methods_command_lists_every_registered_method_with_its_checkpoints():
+    from benchmark.checkpoint import CHECKPOINT_ROOT
     from benchmark.registry import METHODS, STAGES
-    from benchmark.training.checkpoint import CHECKPOINT_ROOT
 
     result = subprocess.run([sys.executable, "-m", "benchmark", "methods"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

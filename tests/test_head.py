@@ -23,7 +23,7 @@ from benchmark.data.anatomy import SLICE_RANGE, deformed_slices, slice_levels, s
 from benchmark.data.embedded import HEAD_FILL_RANGE, NOISE_SIGMA_ATTR
 from benchmark.data.manifest import SPLITS
 from benchmark.errors import BenchmarkError
-from benchmark.training.config import TrainConfig
+from benchmark.recipes import TrainConfig
 from benchmark.training.loop import epoch_batches
 
 #: sha256 over the files of a one-subject mini build (``MINI_SPEC``). The builder uses no BLAS or LAPACK

@@ -124,7 +124,7 @@ def test_film_with_a_zero_label_embedding_is_the_plain_residual_block():
 
 def test_level_inputs_are_nested_and_the_r32_level_is_what_the_methods_see(ci_embedded):
     from benchmark.data import LoadOptions, SliceDataset, dataset_files
-    from benchmark.training.config import TrainConfig
+    from benchmark.recipes import TrainConfig
 
     dataset = SliceDataset(dataset_files(ci_embedded, "train")[:1], LoadOptions())
     pattern, masks, chains = training_masks(TrainConfig(), 3, [0, 1], ("gaussian_2d",), (256, 256), hierarchy=True)

@@ -12,14 +12,14 @@ import pytest
 import torch
 from fastmri.models.varnet import VarNetBlock
 
+from benchmark import checkpoint as checkpoint_module
+from benchmark.checkpoint import load_checkpoint, plain_values, record_shipped
 from benchmark.data import LoadOptions, SliceDataset, dataset_files
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.masks import make_mask
 from benchmark.method import ReconBatch
 from benchmark.physics import ifft2c, rss
 from benchmark.registry import get_method_class
-from benchmark.training import checkpoint as checkpoint_module
-from benchmark.training.checkpoint import load_checkpoint, plain_values, record_shipped
 from benchmark.training.loop import Trainer, TrainRequest
 
 LEARNED = ["unet", "e2evarnet", "recurrentvarnet", "mambarecon"]
@@ -242,7 +242,7 @@ def test_the_readme_torchrun_line_trains_like_one_process_on_the_same_global_bat
 
 
 def test_magnitude_loss_is_l1_plus_l2_for_a_constant_offset():
-    from benchmark.training.losses import magnitude_loss
+    from benchmark.losses import magnitude_loss
 
     target = torch.rand(2, 8, 8)
     for offset in (0.5, -0.25, 2.0):
@@ -255,8 +255,8 @@ def test_every_shipped_checkpoint_was_trained_with_the_current_recipe():
     import json
     from dataclasses import asdict
 
+    from benchmark.checkpoint import CHECKPOINT_ROOT
     from benchmark.registry import get_training_class
-    from benchmark.training.checkpoint import CHECKPOINT_ROOT
 
     manifest = json.loads((CHECKPOINT_ROOT / "manifest.json").read_text())
     assert manifest, "no shipped checkpoints listed"
@@ -287,7 +287,7 @@ def test_weights_digest_covers_zero_dimensional_tensors():
     import hashlib
     import struct
 
-    from benchmark.training.checkpoint import weights_digest
+    from benchmark.checkpoint import weights_digest
 
     payload = {"model": {"scale": torch.tensor(0.25)}}
     expected = hashlib.sha256(b"model.scale" + struct.pack("<f", 0.25)).hexdigest()

@@ -22,6 +22,8 @@ from benchmark.masks.radial import Radial
 from benchmark.seeds import derive_seed
 
 PATTERNS: dict[str, type[MaskPattern]] = {cls.name: cls for cls in (CartesianX, CartesianY, Gaussian2D, Radial)}
+#: The pattern names, in the order every default (training, configs) lists them.
+PATTERN_NAMES: tuple[str, ...] = tuple(PATTERNS)
 
 __all__ = [
     "HIERARCHY_ACCELERATIONS",

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
+from benchmark.data.anatomy import CONTRASTS  # noqa: E402
 from benchmark.io import atomic_path  # noqa: E402
 from benchmark.masks import PATTERNS, make_mask  # noqa: E402
 
@@ -103,7 +104,7 @@ def plot_sweep(points, metric: str, out: Path) -> list[Path]:
     and ``label`` (the legend entry, which names a checkpoint's training R when it differs). Writes PNG and PDF.
     """
     masks = [m for m in PATTERNS if m in set(points["mask"])]
-    contrasts = [c for c in ("T1", "T2", "FLAIR") if c in set(points["contrast"])]
+    contrasts = [c for c in CONTRASTS if c in set(points["contrast"])]
     fig, axes = plt.subplots(
         len(contrasts), len(masks), figsize=(3.4 * len(masks), 2.8 * len(contrasts)), squeeze=False, sharex=True
     )

@@ -71,7 +71,7 @@ def _matches_grid(images, volumes, units, slices, expected) -> bool:
     keys = ["method", "mask", "file", "slice"]
     if len(images) != wanted_images or len(volumes) != len(units) or images.duplicated(keys).any():
         return False
-    grid = {(unit.method, unit.mask, unit.file.name) for unit in units}
+    grid = {(unit.method, unit.pattern, unit.file.name) for unit in units}
     if set(map(tuple, images[keys[:3]].itertuples(index=False))) != grid:
         return False
     if any(name not in images or images[name].isna().any() for name in expected):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+from benchmark.masks import PATTERN_NAMES
 from benchmark.reports.tables import LOWER_IS_BETTER, METRIC_LABELS, Table, best_rows, method_label
 
 DASH = "—"
@@ -33,7 +34,7 @@ def format_value(
 def header_label(column: str) -> str:
     """The sub-column label with its direction arrow."""
     left, _, right = column.partition("|")
-    metric, sub = (right, None) if left in ("cartesian_x", "cartesian_y", "gaussian_2d", "radial") else (left, right)
+    metric, sub = (right, None) if left in PATTERN_NAMES else (left, right)
     if left == "runtime":
         return right + (" ↓" if right == "s/image" else "")
     label = METRIC_LABELS.get(metric, metric)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from benchmark.data.anatomy import CONTRASTS
 from benchmark.metrics.region import IMAGE, REGION_DESCRIPTIONS, region_suffix
 from benchmark.reports.paper import PAPER_METHODS, paper_values
 
-CONTRASTS = ("T1", "T2", "FLAIR")
 MASK_TITLES = {
     "cartesian_x": "ES Cartesian-X",
     "cartesian_y": "ES Cartesian-Y",

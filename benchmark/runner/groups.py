@@ -18,11 +18,11 @@ import h5py
 import numpy as np
 import torch
 
-from benchmark.data.normalization import measured_volume_scale
+from benchmark.acquisition import acquire, scale_policy, volume_masks
 from benchmark.io import atomic_path
 from benchmark.method import Method, ReconBatch
 from benchmark.runner.environment import Timer
-from benchmark.runner.units import InferenceSettings, Unit, checked_output, seed_everything, volume_masks
+from benchmark.runner.units import InferenceSettings, Unit, checked_output, seed_everything
 
 
 def volume_groups(files: list[Path], slices: dict[Path, int], coils: dict[Path, int], batch_size: int):
@@ -44,9 +44,7 @@ def volume_groups(files: list[Path], slices: dict[Path, int], coils: dict[Path, 
 @dataclass
 class _Slice:
     unit: Unit
-    measured: torch.Tensor  # (C, H, W), divided by its volume's scale
-    mask: torch.Tensor
-    maps: torch.Tensor
+    batch: ReconBatch  # the slice as its method receives it, divided by its volume's scale
 
 
 def infer_group(
@@ -70,23 +68,22 @@ def infer_group(
     for unit in units:
         volume = volumes[unit.file]
         num_slices, shape = volume["kspace"].shape[0], tuple(volume["kspace"].shape[-2:])
-        masks = volume_masks(unit, num_slices, shape, settings.acceleration)
-        measured = volume["kspace"] * masks[:, None]
-        scales[unit] = 1.0
-        if settings.normalization == "measured":
-            scales[unit] = measured_volume_scale(measured, volume["maps"], masks)
-        items += [_Slice(unit, measured[s] / scales[unit], masks[s], volume["maps"][s]) for s in range(num_slices)]
+        masks = volume_masks(unit.pattern, unit.file.name, num_slices, shape, settings.acceleration)
+        policy = scale_policy(settings.normalization, per="volume")
+        acquisition = acquire(volume["kspace"], volume["maps"], masks, unit.pattern, settings.acceleration, policy)
+        scales[unit] = float(acquisition.scale[0])
+        items += [_Slice(unit, acquisition.batch.select([s])) for s in range(num_slices)]
     batches = [items[start : start + settings.batch_size] for start in range(0, len(items), settings.batch_size)]
     device = settings.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     if warm_up:
         with torch.no_grad():
-            method.reconstruct(_stacked(batches[0], settings).to(device))  # untimed: allocations, kernels, caches
+            method.reconstruct(_stacked(batches[0]).to(device))  # untimed: allocations, kernels, caches
     seed_everything(seed)
     results = {unit: ([], [], []) for unit in units}
     for batch in batches:
-        stacked = _stacked(batch, settings).to(device)
+        stacked = _stacked(batch).to(device)
         with torch.no_grad(), Timer(device) as timer:
             output = method.reconstruct(stacked)
         output = checked_output(units[0], output, stacked).cpu()
@@ -100,11 +97,8 @@ def infer_group(
         _write_recon(unit, out, results[unit], settings, scales[unit], peak)
 
 
-def _stacked(batch: list[_Slice], settings: InferenceSettings) -> ReconBatch:
-    kspace, masks, maps = (
-        torch.stack([getattr(item, name) for item in batch]) for name in ("measured", "mask", "maps")
-    )
-    return ReconBatch(kspace, masks, maps, batch[0].unit.mask, settings.acceleration)
+def _stacked(batch: list[_Slice]) -> ReconBatch:
+    return ReconBatch.concatenated([item.batch for item in batch])
 
 
 def _write_recon(unit: Unit, out: Path, result, settings: InferenceSettings, scale: float, peak: int) -> None:
@@ -115,7 +109,7 @@ def _write_recon(unit: Unit, out: Path, result, settings: InferenceSettings, sca
         handle.create_dataset("batch_size", data=np.array(sizes, dtype=np.int64), track_times=False)
         handle.attrs.update(
             method=unit.method,
-            mask=unit.mask,
+            mask=unit.pattern,
             file=unit.file.name,
             acceleration=settings.acceleration,
             batch_size=settings.batch_size,

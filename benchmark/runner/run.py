@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from benchmark.checkpoint import plain_values
 from benchmark.data import dataset_files, open_fastmri, read_manifest, verify_dataset
 from benchmark.data.manifest import dataset_description
 from benchmark.data.normalization import DESCRIPTIONS
@@ -50,7 +51,6 @@ from benchmark.runner.units import (
     unit_problem,
 )
 from benchmark.seeds import derive_seed
-from benchmark.training.checkpoint import plain_values
 
 RUN_FILE = "run.json"
 #: What every run.json this suite writes holds.

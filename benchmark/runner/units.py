@@ -17,7 +17,6 @@ import torch
 from benchmark.data import LoadOptions, SliceDataset
 from benchmark.errors import BenchmarkError, DataError
 from benchmark.io import atomic_path
-from benchmark.masks import make_mask, mask_seed
 from benchmark.method import ReconBatch
 from benchmark.metrics import Metric, ScoringBatch
 from benchmark.metrics.region import head_region
@@ -39,18 +38,18 @@ class InferenceSettings:
 @dataclass(frozen=True)
 class Unit:
     method: str
-    mask: str
+    pattern: str  # the mask pattern (the `mask` column and folder of stored runs)
     file: Path
     contrast: str
 
     def recon_path(self, out: Path) -> Path:
-        return out / "recons" / self.method / self.mask / f"{self.file.stem}.h5"
+        return out / "recons" / self.method / self.pattern / f"{self.file.stem}.h5"
 
     def metrics_path(self, out: Path) -> Path:
-        return out / "metrics" / self.method / self.mask / f"{self.file.stem}.csv"
+        return out / "metrics" / self.method / self.pattern / f"{self.file.stem}.csv"
 
     def volume_metrics_path(self, out: Path) -> Path:
-        return out / "metrics" / self.method / self.mask / f"{self.file.stem}.volume.csv"
+        return out / "metrics" / self.method / self.pattern / f"{self.file.stem}.volume.csv"
 
 
 def load_volume(file: Path, options: LoadOptions) -> dict[str, torch.Tensor | list]:
@@ -59,13 +58,6 @@ def load_volume(file: Path, options: LoadOptions) -> dict[str, torch.Tensor | li
     items = [dataset[index] for index in range(len(dataset))]
     stacked = {key: torch.stack([item[key] for item in items]) for key in ("kspace", "maps", "target")}
     return {**stacked, "slice_index": [item["slice_index"] for item in items], "patient_id": items[0]["patient_id"]}
-
-
-def volume_masks(unit: Unit, num_slices: int, shape: tuple[int, int], acceleration: int) -> torch.Tensor:
-    """The mask of every slice, ``(S, H, W)``, seeded by (file name, slice): identical for every method."""
-    return torch.stack(
-        [make_mask(unit.mask, shape, acceleration, mask_seed(unit.file.name, s)) for s in range(num_slices)]
-    )
 
 
 def seed_everything(seed: int) -> None:
@@ -83,7 +75,7 @@ def checked_output(unit: Unit, output: torch.Tensor, batch: ReconBatch) -> torch
             f"{unit.method} returned shape {tuple(output.shape)} for {unit.file.name}; expected {expected}"
         )
     if not torch.isfinite(output).all():
-        raise BenchmarkError(f"{unit.method} produced NaN/Inf on {unit.file.name} with the {unit.mask} mask")
+        raise BenchmarkError(f"{unit.method} produced NaN/Inf on {unit.file.name} with the {unit.pattern} mask")
     return output.to(torch.complex64) if torch.is_complex(output) else output.to(torch.float32)
 
 
@@ -117,7 +109,7 @@ def score_unit(unit: Unit, out: Path, volume: dict, metrics: list[Metric], extra
         )
     identity = {
         "method": unit.method,
-        "mask": unit.mask,
+        "mask": unit.pattern,
         "contrast": unit.contrast,
         "file": unit.file.name,
         "patient_id": volume["patient_id"],

@@ -27,29 +27,28 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from benchmark.data import LoadOptions, SliceDataset, dataset_files, read_manifest, verify_dataset
-from benchmark.data.manifest import trainval_hash
-from benchmark.data.normalization import measured_scale
-from benchmark.errors import BenchmarkError, InputError
-from benchmark.io import atomic_path
-from benchmark.masks import get_pattern, make_mask, make_mask_hierarchy, mask_seed
-from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget
-from benchmark.metrics.base import ScoringBatch
-from benchmark.metrics.pixel import SSIM
-from benchmark.registry import get_training_class
-from benchmark.runner.environment import git_commit, resolve_device
-from benchmark.seeds import derive_seed
-from benchmark.training.checkpoint import (
+from benchmark.acquisition import acquire, scale_policy
+from benchmark.checkpoint import (
     load_checkpoint,
     load_weights,
     plain_values,
     record_shipped,
     save_checkpoint,
 )
-from benchmark.training.config import TrainConfig
+from benchmark.data import LoadOptions, SliceDataset, dataset_files, read_manifest, verify_dataset
+from benchmark.data.manifest import trainval_hash
+from benchmark.errors import BenchmarkError, InputError
+from benchmark.io import atomic_path
+from benchmark.masks import PATTERN_NAMES, get_pattern, make_mask, make_mask_hierarchy, mask_seed
+from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget
+from benchmark.metrics.base import ScoringBatch
+from benchmark.metrics.pixel import SSIM
+from benchmark.recipes import TrainConfig
+from benchmark.registry import get_training_class
+from benchmark.runner.environment import git_commit, resolve_device
+from benchmark.seeds import derive_seed
 from benchmark.training.optim import Optimizers
 
-PATTERNS = ("cartesian_x", "cartesian_y", "gaussian_2d", "radial")
 #: What a training run writes into its folder.
 TRAINING_FILES = ("last.pt", "best.pt", "log.csv")
 
@@ -60,7 +59,7 @@ class TrainRequest:
     profile: str
     data: Path
     out: Path
-    masks: tuple[str, ...] = PATTERNS
+    masks: tuple[str, ...] = PATTERN_NAMES
     device: str = "auto"
     resume: bool = False
     steps: int | None = None  # override the profile's step count (tests, quick checks)
@@ -110,23 +109,14 @@ def make_batch(
     also carries the fully sampled k-space, scaled alike, for methods trained on the whole hierarchy.
     """
     items = [dataset[i] for i in indices]
-    mask = torch.stack(masks)
-    full = torch.stack([item["kspace"] for item in items])
-    kspace = full * mask[:, None]
-    maps = torch.stack([item["maps"] for item in items])
-    target = torch.stack([item["target"] for item in items])
-    if dataset.options.normalization == "measured":
-        scale = measured_scale(kspace, maps, mask).to(torch.float32)
-        kspace, target, full = (
-            kspace / scale[:, None, None, None],
-            target / scale[:, None, None],
-            full / scale[:, None, None, None],
-        )
-    batch = ReconBatch(kspace, mask, maps, pattern, acceleration)
+    full, maps, target = (torch.stack([item[key] for item in items]) for key in ("kspace", "maps", "target"))
+    policy = scale_policy(dataset.options.normalization, per="slice")
+    acquisition = acquire(full, maps, torch.stack(masks), pattern, acceleration, policy)
+    target = acquisition.normalised(target)
     if hierarchies is None:
-        return batch, TrainingTarget(target)
+        return acquisition.batch, TrainingTarget(target)
     levels = {r: torch.stack([h[r] for h in hierarchies]) for r in hierarchies[0]}
-    return batch, TrainingTarget(target, full, levels)
+    return acquisition.batch, TrainingTarget(target, acquisition.normalised(full), levels)
 
 
 def training_masks(

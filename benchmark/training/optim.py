@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from benchmark.training.config import OptimizerConfig, TrainConfig
+from benchmark.recipes import OptimizerConfig, TrainConfig
 
 
 def lr_factor(config: TrainConfig, step: int) -> float:

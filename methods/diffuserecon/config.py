@@ -10,7 +10,7 @@ Training: unconditional on the fully sampled images, MSE on the noise, AdamW wit
 
 from dataclasses import dataclass
 
-from benchmark.training.config import TrainConfig
+from benchmark.recipes import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The network learns its own sensitivity maps (the shared maps are not used, as in the published
 model) and applies soft data consistency in every cascade. Loss: L1 + L2 on the magnitude
-(``benchmark.training.losses``), as for every library baseline here.
+(``benchmark.losses``), as for every library baseline here.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from fastmri.models import VarNet
 
+from benchmark.losses import magnitude_loss
 from benchmark.method import LearnedMethod, ReconBatch
-from benchmark.training.losses import magnitude_loss
 from methods.e2evarnet.config import CONFIGS, TRAIN
 
 

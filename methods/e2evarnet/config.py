@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from benchmark.training.config import TrainConfig
+from benchmark.recipes import TrainConfig
 
 
 @dataclass(frozen=True)

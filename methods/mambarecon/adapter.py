@@ -1,15 +1,15 @@
 """MambaRecon adapter: zero-filled SENSE image, measured k-space, mask and shared maps -> unrolled Mamba -> image.
 
 Each input is divided by its zero-filled maximum (available at inference), the measurement with it, and the output
-multiplied back. Loss: ``benchmark.training.losses.magnitude_loss`` (shared by all library baselines).
+multiplied back. Loss: ``benchmark.losses.magnitude_loss`` (shared by all library baselines).
 """
 
 from __future__ import annotations
 
 import torch
 
+from benchmark.losses import magnitude_loss
 from benchmark.method import LearnedMethod, ReconBatch, zero_filled_and_scale
-from benchmark.training.losses import magnitude_loss
 from methods.mambarecon.config import CONFIGS, GRADIENT_CHECKPOINTING, TRAIN
 from methods.mambarecon.model import MambaReconNet
 from methods.mambarecon.selective_scan import cuda_kernel_available

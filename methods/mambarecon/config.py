@@ -13,7 +13,7 @@ architecture only.
 
 from dataclasses import dataclass
 
-from benchmark.training.config import TrainConfig
+from benchmark.recipes import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.io import sha256_file
+from benchmark.losses import magnitude_loss
 from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget, to_channels, to_complex, zero_filled_and_scale
 from benchmark.physics import MultiCoilOperator
-from benchmark.training.losses import magnitude_loss
 from methods.mdpg import config as cfg
 from methods.mdpg.prior import KLAutoencoder, LatentPrior, build_ddim, sample_prior
 from methods.mdpg.unrolled import UnrolledNet

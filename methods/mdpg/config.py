@@ -15,7 +15,7 @@ Tiny profile (CPU): every part smaller, DDIM 10 steps; paper profile: the sizes 
 
 from dataclasses import dataclass
 
-from benchmark.training.config import TrainConfig
+from benchmark.recipes import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchmark.training.config import OptimizerConfig, TrainConfig
+from benchmark.masks import PATTERN_NAMES
+from benchmark.recipes import OptimizerConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class TokenizerConfig:
     ema_decay: float = 0.99
     kmeans_iters: int = 10
     label_dim: int = 128
-    patterns: tuple[str, ...] = ("cartesian_x", "cartesian_y", "gaussian_2d", "radial")
+    patterns: tuple[str, ...] = PATTERN_NAMES
     # Loss weights of eq. 3.
     ssim_weight: float = 1.0
     perceptual_weight: float = 0.1

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.method import ReconBatch, TrainingTarget
-from benchmark.training.config import TrainConfig
+from benchmark.recipes import TrainConfig
 from methods.nasp.adapter import TransformerStage
 from methods.nasp.decoding import Sampler, generate
 from methods.nasp.model import NASPModel

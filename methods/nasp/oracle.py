@@ -18,11 +18,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from benchmark.acquisition import acquire
 from benchmark.data import LoadOptions, dataset_files, verify_dataset
 from benchmark.data.anatomy import CONTRASTS
-from benchmark.data.normalization import measured_volume_scale
 from benchmark.masks import PATTERNS, make_mask_hierarchy, mask_seed
-from benchmark.method import ReconBatch, TrainingTarget
+from benchmark.method import TrainingTarget
 from benchmark.metrics import ScoringBatch
 from benchmark.metrics.pixel import PSNR, SSIM
 from benchmark.metrics.volume import fastmri_volume_scores
@@ -37,13 +37,13 @@ def volume_recons(stage: TokenizerStage, volume: dict, file: Path, pattern: str,
     # Seeded like the runner's masks (file name, slice position), so R = 32 is the run's mask.
     chains = [make_mask_hierarchy(pattern, shape, mask_seed(file.name, s)) for s in range(len(volume["target"]))]
     hierarchy = {r: torch.stack([chain[r] for chain in chains]) for r in chains[0]}
-    measured = volume["kspace"] * hierarchy[32][:, None]
-    scale = measured_volume_scale(measured, volume["maps"], hierarchy[32])
-    batch = ReconBatch(measured / scale, hierarchy[32], volume["maps"], pattern, 32)
+    acquisition = acquire(volume["kspace"], volume["maps"], hierarchy[32], pattern, 32, "volume")
+    scale = float(acquisition.scale[0])
+    full = acquisition.normalised(volume["kspace"])
+    target = TrainingTarget(acquisition.normalised(volume["target"]), full, hierarchy)
     with torch.no_grad():
-        target = TrainingTarget(volume["target"] / scale, volume["kspace"] / scale, hierarchy)
-        oracle, quantized = stage.all_levels(batch, target)
-        r32 = stage.reconstruct(batch)
+        oracle, quantized = stage.all_levels(acquisition.batch, target)
+        r32 = stage.reconstruct(acquisition.batch)
     for level, indices in enumerate(quantized.indices):
         counts[level] += torch.bincount(indices.flatten(), minlength=stage.config.codebook_size)
     return {"oracle": oracle.abs() * scale, "r32_only": r32.abs() * scale}

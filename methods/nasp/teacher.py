@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from benchmark.errors import BenchmarkError
 from benchmark.io import sha256_file
 from benchmark.method import ReconBatch, TrainingTarget
-from benchmark.training.config import TrainConfig
+from benchmark.recipes import TrainConfig
 from methods.nasp.adapter import TransformerStage
 from methods.nasp.decoding import generate
 from methods.nasp.levels import from_channels, level_images, to_channels

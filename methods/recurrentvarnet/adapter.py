@@ -1,14 +1,14 @@
 """RecurrentVarNet adapter: uses the shared sensitivity maps (as DIRECT does) and returns the SENSE
 combination of the predicted k-space. Loss: L1 + L2 on the magnitude
-(``benchmark.training.losses``), as for every library baseline here."""
+(``benchmark.losses``), as for every library baseline here."""
 
 from __future__ import annotations
 
 import torch
 
+from benchmark.losses import magnitude_loss
 from benchmark.method import LearnedMethod, ReconBatch
 from benchmark.physics import ifft2c, sense_combine
-from benchmark.training.losses import magnitude_loss
 from methods.recurrentvarnet.config import CONFIGS, TRAIN
 from methods.recurrentvarnet.model import RecurrentVarNet as RecurrentVarNetModel
 

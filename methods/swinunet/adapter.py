@@ -1,7 +1,7 @@
 """SwinUNet adapter: zero-filled SENSE image -> real/imag channels -> Swin-Unet -> image.
 
 Each input is divided by its zero-filled maximum (available at inference) and the output multiplied back, as for
-the U-Net. Loss: ``benchmark.training.losses.magnitude_loss`` (shared by all library baselines).
+the U-Net. Loss: ``benchmark.losses.magnitude_loss`` (shared by all library baselines).
 """
 
 from __future__ import annotations

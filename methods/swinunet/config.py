@@ -10,7 +10,7 @@ Training: the policy all library baselines share (L1 + L2 on the magnitude, Adam
 
 from dataclasses import dataclass
 
-from benchmark.training.config import TrainConfig
+from benchmark.recipes import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """U-Net adapter: zero-filled SENSE image -> real/imag channels -> ``fastmri.models.Unet`` -> image.
 
 Each input is divided by its zero-filled maximum (available at inference) and the output multiplied
-back. Loss: ``benchmark.training.losses.magnitude_loss`` (L1 + L2 on the magnitude, shared by all library baselines).
+back. Loss: ``benchmark.losses.magnitude_loss`` (L1 + L2 on the magnitude, shared by all library baselines).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import re
 from pathlib import Path
@@ -22,7 +23,11 @@ from benchmark.io import atomic_path, sha256_file
 
 #: 2: adds ``training_setting``; trained under measurement-based normalisation.
 FORMAT_VERSION = 2
-CHECKPOINT_ROOT = Path(__file__).resolve().parents[2] / "results" / "checkpoints"
+#: The shipped checkpoints: ``$MRIBENCH_CHECKPOINTS`` if set, else ``results/checkpoints`` of the source tree this
+#: package runs from (an editable install, as the README sets up).
+CHECKPOINT_ROOT = Path(
+    os.environ.get("MRIBENCH_CHECKPOINTS") or Path(__file__).resolve().parents[1] / "results" / "checkpoints"
+)
 MANIFEST = CHECKPOINT_ROOT / "manifest.json"
 
 
