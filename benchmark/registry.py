@@ -3,12 +3,18 @@
 The harness never imports a method's internals: it asks the registry for a class, checks it is a
 ``Method``, and talks to it through that interface only. An unknown name fails with one line naming
 the known methods and the closest match.
+
+Methods from outside this repository register the same way, through the Python entry-point group
+``mribench.methods`` of their own package (``name = "package.module:Class"``; see README "Adding a method"):
+they are read beside the built-in table and may not take a built-in name.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.metadata
+from functools import cache
 
 from benchmark.errors import InputError
 from benchmark.method import Method
@@ -55,14 +61,30 @@ STAGES: dict[str, dict[str, str]] = {
 }
 
 
+#: The entry-point group through which other packages register methods.
+ENTRY_POINT_GROUP = "mribench.methods"
+
+
+@cache
+def registered_methods() -> dict[str, str]:
+    """Name -> ``"module:Class"``: the built-in table, then every method registered under ``ENTRY_POINT_GROUP``."""
+    table = dict(METHODS)
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in METHODS:
+            package = entry.dist.name if entry.dist else "an installed package"
+            raise InputError(f"{package} registers method {entry.name!r}, a built-in name; rename its entry point")
+        table[entry.name] = entry.value
+    return table
+
+
 def known_methods() -> list[str]:
-    return sorted(METHODS)
+    return sorted(registered_methods())
 
 
 def check_method_name(name: str) -> str:
     """Return ``name`` if registered; otherwise raise with the closest match and the known names."""
-    if name not in METHODS:
-        close = difflib.get_close_matches(name, METHODS, n=1)
+    if name not in registered_methods():
+        close = difflib.get_close_matches(name, registered_methods(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InputError(f"unknown method {name!r}{hint}; known: {', '.join(known_methods())}")
     return name
@@ -70,10 +92,10 @@ def check_method_name(name: str) -> str:
 
 def get_method_class(name: str) -> type[Method]:
     """Import and return the method class registered as ``name``."""
-    module_name, class_name = METHODS[check_method_name(name)].split(":")
+    module_name, class_name = registered_methods()[check_method_name(name)].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     if not (isinstance(cls, type) and issubclass(cls, Method)) or cls.name != name:
-        raise TypeError(f"registry entry {name!r} -> {METHODS[name]} is not a Method named {name!r}")
+        raise TypeError(f"registry entry {name!r} -> {registered_methods()[name]} is not a Method named {name!r}")
     return cls
 
 

@@ -1,7 +1,8 @@
 """What code a run's numbers come from: a hash of the harness's source and of each method's.
 
 A run records ``code_hash`` — sha256 over the ``.py`` files of the ``benchmark`` package and, per method, of its
-package under ``methods/`` and every ``methods.*`` package it imports — so a run resumed after a method or the
+package under ``methods/`` and every ``methods.*`` package it imports (a method from another package: that
+package) — so a run resumed after a method or the
 harness was edited is refused instead of mixing rows of two code versions under one configuration hash.
 """
 
@@ -13,7 +14,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from benchmark.registry import METHODS
+from benchmark.registry import registered_methods
 
 HARNESS = "benchmark"
 _IMPORTS = re.compile(r"^\s*(?:from|import)\s+methods\.(\w+)", re.MULTILINE)
@@ -36,8 +37,12 @@ def _files_hash(package: str) -> str:
 
 
 def method_packages(name: str) -> list[str]:
-    """The ``methods.*`` packages a registered method's code comes from (its own and those it imports)."""
-    own = METHODS[name].split(":")[0].split(".")[1]
+    """The packages a registered method's code comes from, sorted: its own ``methods.*`` package and those it
+    imports, or, for a method registered from outside this repository, its top-level package."""
+    module = registered_methods()[name].split(":")[0]
+    if not module.startswith("methods."):
+        return [module.split(".")[0]]
+    own = module.split(".")[1]
     found, pending = set(), [own]
     while pending:
         package = pending.pop()
@@ -46,13 +51,13 @@ def method_packages(name: str) -> list[str]:
         found.add(package)
         for path in package_folder(f"methods.{package}").rglob("*.py"):
             pending += _IMPORTS.findall(path.read_text(encoding="utf-8"))
-    return sorted(found)
+    return sorted(f"methods.{package}" for package in found)
 
 
 def code_hash(methods: tuple[str, ...] | list[str]) -> dict[str, str]:
     """``{"benchmark": …, method: …}``: 16-hex-digit source hashes of the harness and of each method."""
     hashes = {HARNESS: _files_hash(HARNESS)[:16]}
     for name in methods:
-        parts = "".join(_files_hash(f"methods.{package}") for package in method_packages(name))
+        parts = "".join(_files_hash(package) for package in method_packages(name))
         hashes[name] = hashlib.sha256(parts.encode()).hexdigest()[:16]
     return hashes
