@@ -26,8 +26,8 @@ FORMAT_VERSION = 2
 #: The shipped checkpoints: ``$MRIBENCH_CHECKPOINTS`` if set, else ``results/checkpoints`` of the source tree this
 #: package runs from (an editable install, as the README sets up).
 CHECKPOINT_ROOT = Path(
-    os.environ.get("MRIBENCH_CHECKPOINTS") or Path(__file__).resolve().parents[1] / "results" / "checkpoints"
-)
+    os.environ.get("MRIBENCH_CHECKPOINTS") or Path(__file__).parents[1] / "results" / "checkpoints"
+).resolve()  # resolved: the manifest check compares resolved paths against it
 MANIFEST = CHECKPOINT_ROOT / "manifest.json"
 
 

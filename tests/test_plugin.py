@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ADAPTER = """
 from dataclasses import dataclass
@@ -37,11 +38,15 @@ class Demo(ImageToImageMethod):
 """
 
 
-def install_plugin(root: Path, entry: str) -> dict:
-    package = root / "mribench_demo_plugin"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "adapter.py").write_text(ADAPTER)
+def install_plugin(root: Path, entry: str, one_file: bool = False) -> dict:
+    """The plugin as a package ``mribench_demo_plugin`` (module ``.adapter``) or, ``one_file``, a lone module."""
+    root.mkdir(parents=True)
+    if one_file:
+        (root / "mribench_demo_module.py").write_text(ADAPTER)
+    else:
+        (root / "mribench_demo_plugin").mkdir()
+        (root / "mribench_demo_plugin" / "__init__.py").write_text("")
+        (root / "mribench_demo_plugin" / "adapter.py").write_text(ADAPTER)
     info = root / "mribench_demo_plugin-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mribench-demo-plugin\nVersion: 0.1\n")
@@ -53,8 +58,13 @@ def benchmark(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "benchmark", *args], capture_output=True, text=True, env=env)
 
 
-def test_an_entry_point_method_lists_trains_and_runs(small_embedded, tmp_path):
-    env = install_plugin(tmp_path / "site", "demo-plugin = mribench_demo_plugin.adapter:Demo")
+@pytest.mark.parametrize(
+    ("entry", "one_file"),
+    [("mribench_demo_plugin.adapter:Demo", False), ("mribench_demo_module:Demo", True)],
+    ids=["package", "one-file module"],
+)
+def test_an_entry_point_method_lists_trains_and_runs(small_embedded, tmp_path, entry, one_file):
+    env = install_plugin(tmp_path / "site", f"demo-plugin = {entry}", one_file)
     listed = benchmark(env, "methods")
     assert listed.returncode == 0 and "demo-plugin" in listed.stdout, listed.stderr[-2000:]
     trained = benchmark(env, "train", "demo-plugin", "--profile", "tiny", "--data", str(small_embedded),

@@ -1,9 +1,9 @@
 """What code a run's numbers come from: a hash of the harness's source and of each method's.
 
 A run records ``code_hash`` — sha256 over the ``.py`` files of the ``benchmark`` package and, per method, of its
-package under ``methods/`` and every ``methods.*`` package it imports (a method from another package: that
-package) — so a run resumed after a method or the
-harness was edited is refused instead of mixing rows of two code versions under one configuration hash.
+package under ``methods/`` and every ``methods.*`` package it imports (a method registered from another
+distribution: its top-level package or module) — so a run resumed after a method or the harness was edited is
+refused instead of mixing rows of two code versions under one configuration hash.
 """
 
 from __future__ import annotations
@@ -29,9 +29,14 @@ def package_folder(package: str) -> Path:
 
 @cache
 def _files_hash(package: str) -> str:
-    folder = package_folder(package)
+    spec = importlib.util.find_spec(package)
+    if spec is not None and not spec.submodule_search_locations and spec.origin:  # a one-file plugin module
+        folder, files = Path(spec.origin).parent, [Path(spec.origin)]
+    else:
+        folder = package_folder(package)
+        files = sorted(folder.rglob("*.py"))
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*.py")):
+    for path in files:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
