@@ -129,13 +129,19 @@ def _verify_manifest(path: Path) -> None:
         raise BenchmarkError(f"{path} does not match the sha256 in {MANIFEST.name} (modified or corrupt)")
 
 
-def record_shipped(path: Path, command: str, data_hash: str, git_commit: str, trainval_hash: str | None = None) -> None:
+def record_shipped(
+    path: Path, command: str, data_hash: str, git_commit: str, trainval_hash: str | None = None,
+    training: dict | None = None,
+) -> None:  # fmt: skip
     """Add or update a shipped checkpoint's manifest entry (``trainval_hash``: the hash of the train/val files it
-    learned from, which stays checkable when a dataset's test split changes)."""
+    learned from, which stays checkable when a dataset's test split changes; ``training``: slices seen, wall
+    time, best and last step, capacity check)."""
     entries = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
     key = path.resolve().relative_to(CHECKPOINT_ROOT).as_posix()
     entries[key] = {"sha256": sha256_file(path), "command": command, "data_hash": data_hash, "git_commit": git_commit}
     if trainval_hash is not None:
         entries[key]["trainval_hash"] = trainval_hash
+    if training is not None:
+        entries[key]["training"] = training
     with atomic_path(MANIFEST) as tmp:
         tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")

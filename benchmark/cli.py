@@ -201,6 +201,7 @@ def _train(args: argparse.Namespace) -> None:
         normalization=args.normalization,
         size=tuple(args.size),
         ship=args.ship,
+        below_capacity=args.below_capacity,
         stage=args.stage,
         accumulate=args.accumulate,
     )
@@ -369,6 +370,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
     train.add_argument("--ship", action="store_true", help="install best.pt as the shipped checkpoint")
+    train.add_argument(
+        "--below-capacity",
+        action="store_true",
+        help="train a stage on an earlier one that missed its capacity check (recorded in the checkpoint)",
+    )
     train.add_argument(
         "--stage",
         help="stage of a multi-stage method, e.g. `train nasp --stage tokenizer` (checkpoints under "

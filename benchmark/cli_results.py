@@ -29,6 +29,10 @@ def _report(args: argparse.Namespace) -> None:
                    shift_runs=tuple(args.shift))  # fmt: skip
     writer = write_sweep_report if is_sweep(args.run_dir) else write_report
     written = writer(args.run_dir, out, args.scoring, **options)
+    if args.training:
+        from benchmark.reports.training import write_training_report
+
+        written = [*written, *write_training_report(out)]
     for path in written:
         print(f"wrote {path}")
 
@@ -88,6 +92,12 @@ def add_report(commands: argparse._SubParsersAction) -> None:
         "per seed beside the gaps to the other methods)",
     )
     report.add_argument("--perf", metavar="CSV", help="a `benchmark perf` table: adds the throughput table")
+    report.add_argument(
+        "--training",
+        action="store_true",
+        help="also write training.md and training_curves.png: every shipped checkpoint's validation curve, "
+        "slices seen, wall time, best / last step and capacity check",
+    )
     report.add_argument(
         "--shift",
         nargs="+",

@@ -165,6 +165,11 @@ class LearnedMethod(Method):
     #: The method name its checkpoints are written under, when it runs another method's weights (a
     #: decoding variant sharing a checkpoint); ``None``: its own name.
     trained_as: ClassVar[str | None] = None
+    #: A latent method's autoencoder: its validation image is the fully sampled image through the autoencoder,
+    #: and the stages built on it train only once that reaches the protocol's capacity floor (issue 31).
+    capacity_checked: ClassVar[bool] = False
+    #: The loaded checkpoint's capacity check (``None``: not a checked stage, or trained before the check).
+    capacity: dict | None = None
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
@@ -172,6 +177,8 @@ class LearnedMethod(Method):
         if checkpoint is None and not for_training:
             checkpoint = self.shipped_checkpoint(profile)
         super().__init__(profile, device, None if for_training else checkpoint, for_training)
+        #: Earlier stages this one was built on while training (``load_parent``), by stage name.
+        self.parents: dict[str, LearnedMethod] = {}
         self.model = self.build_model().to(device)
         if not for_training:
             payload = load_checkpoint(self.checkpoint, self.trained_as or self.name, self.config_record())
@@ -180,6 +187,7 @@ class LearnedMethod(Method):
             self.training_setting = payload.get("training_setting")
             self.checkpoint_provenance = payload.get("provenance")
             self.training_seed = (payload.get("train_config") or {}).get("seed")
+            self.capacity = payload.get("capacity")
             self.model.eval()
 
     @classmethod
@@ -189,6 +197,13 @@ class LearnedMethod(Method):
         method = cls(profile, device, for_training=True)
         method.train_mode(False)
         return method
+
+    def load_parent(self, stage: type[LearnedMethod]) -> LearnedMethod:
+        """An earlier stage's shipped checkpoint, loaded on the CPU to build this stage for training; the trainer
+        reads ``parents`` to enforce their capacity checks."""
+        parent = stage(self.profile, torch.device("cpu"), stage.shipped_checkpoint(self.profile))
+        self.parents[stage.stage] = parent
+        return parent
 
     @classmethod
     def shipped_checkpoint(cls, profile: str) -> Path:

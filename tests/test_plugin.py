@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from benchmark.method import ImageToImageMethod
-from benchmark.recipes import TrainConfig
+from benchmark.recipes import TINY_PROTOCOL
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class DemoConfig:
 class Demo(ImageToImageMethod):
     name = "demo-plugin"
     configs = {"tiny": DemoConfig()}
-    train_configs = {"tiny": TrainConfig(steps=1, batch_size=2, val_every=1, val_slices=1)}
+    train_configs = {"tiny": TINY_PROTOCOL.recipe(2)}
 
     def build_model(self) -> torch.nn.Module:
         return torch.nn.Conv2d(2, self.config.chans, 3, padding=1)
@@ -67,8 +67,8 @@ def test_an_entry_point_method_lists_trains_and_runs(small_embedded, tmp_path, e
     env = install_plugin(tmp_path / "site", f"demo-plugin = {entry}", one_file)
     listed = benchmark(env, "methods")
     assert listed.returncode == 0 and "demo-plugin" in listed.stdout, listed.stderr[-2000:]
-    trained = benchmark(env, "train", "demo-plugin", "--profile", "tiny", "--data", str(small_embedded),
-                        "--out", str(tmp_path / "trained"), "--device", "cpu", "--size", "64", "64")  # fmt: skip
+    trained = benchmark(env, "train", "demo-plugin", "--profile", "tiny", "--data", str(small_embedded), "--steps",
+                        "1", "--out", str(tmp_path / "trained"), "--device", "cpu", "--size", "64", "64")  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert (tmp_path / "trained" / "best.pt").is_file()
     ran = benchmark(env, "run", "--methods", "zero_filled,demo-plugin", "--data", str(small_embedded),

@@ -250,22 +250,39 @@ def test_magnitude_loss_is_l1_plus_l2_for_a_constant_offset():
         assert magnitude_loss(target + offset, target).item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_every_shipped_checkpoint_was_trained_with_the_current_recipe():
-    # The manifest's command must reproduce the shipped weights: a changed training config needs a reship.
+def test_every_shipped_checkpoint_was_trained_with_the_current_recipe_or_predates_the_protocol():
+    # The manifest's command must reproduce the shipped weights: a changed training config needs a reship. A
+    # checkpoint shipped under the training protocol records what it saw (``training``) and was made by the
+    # current recipe; one from before the protocol (issue 31 retrains it) reproduces at its manifest commit and
+    # breaks the protocol, so it cannot pass for a protocol model.
     import json
     from dataclasses import asdict
 
     from benchmark.checkpoint import CHECKPOINT_ROOT
+    from benchmark.recipes import TrainConfig, protocol_breaches
     from benchmark.registry import get_training_class
 
     manifest = json.loads((CHECKPOINT_ROOT / "manifest.json").read_text())
     assert manifest, "no shipped checkpoints listed"
-    for key in manifest:
+    for key, entry in manifest.items():
         *names, file = key.split("/")
-        method, stage = names[0], (names[1] if len(names) > 1 else None)
+        method, stage, profile = names[0], (names[1] if len(names) > 1 else None), file.removesuffix(".pt")
         cls = get_training_class(method, stage)
-        stored = torch.load(CHECKPOINT_ROOT / key, map_location="cpu", weights_only=True)["train_config"]
-        assert plain_values(stored) == plain_values(asdict(cls.train_configs[file.removesuffix(".pt")])), key
+        payload = torch.load(CHECKPOINT_ROOT / key, map_location="cpu", weights_only=True)
+        stored = plain_values(payload["train_config"])
+        if "training" in entry:
+            assert stored == plain_values(asdict(cls.train_configs[profile])), key
+            assert (
+                entry["training"]["training_slices"]
+                == payload["training_slices"]
+                == stored["steps"] * stored["batch_size"]
+            ), key
+            assert len(entry["git_commit"]) == 40, key
+        else:
+            known = {name: value for name, value in stored.items() if name in TrainConfig.__dataclass_fields__}
+            old = TrainConfig(**known | {"betas": tuple(known["betas"]), "optimizers": ()})
+            assert protocol_breaches(old, profile, cls.capacity_checked), key
+            assert len(entry["git_commit"]) == 40, key
 
 
 def test_gradient_accumulation_gives_the_weights_of_the_whole_batch(small_embedded, tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -42,8 +43,8 @@ from benchmark.io import atomic_path
 from benchmark.masks import PATTERN_NAMES, get_pattern, make_mask, make_mask_hierarchy, mask_seed
 from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget
 from benchmark.metrics.base import ScoringBatch
-from benchmark.metrics.pixel import SSIM
-from benchmark.recipes import TrainConfig
+from benchmark.metrics.pixel import PSNR, SSIM
+from benchmark.recipes import PROTOCOLS, TINY_PROTOCOL, TrainConfig, protocol_breaches
 from benchmark.registry import get_training_class
 from benchmark.runner.environment import git_commit, resolve_device
 from benchmark.seeds import derive_seed
@@ -76,6 +77,8 @@ class TrainRequest:
     #: Split each step's batch into this many micro-batches whose gradients add up before one optimiser step
     #: (same batch, same weights up to float rounding, less memory); methods that train one network only.
     accumulate: int = 1
+    #: Train a stage although an earlier stage it builds on missed the protocol's capacity floor (recorded).
+    below_capacity: bool = False
 
 
 def init_distributed(device: torch.device) -> tuple[int, int]:
@@ -159,18 +162,28 @@ def epoch_batches(dataset: SliceDataset, config: TrainConfig, epoch: int, rank: 
 class Trainer:
     """State of one training run (networks, optimisers, schedules, EMA, step) and its loop."""
 
-    def __init__(self, request: TrainRequest) -> None:
+    def __init__(self, request: TrainRequest, training_class: type | None = None) -> None:
+        """``training_class``: the class to train instead of the registry's (a capacity sweep's resized stage)."""
         self.request = request
         self.device = resolve_device(request.device)
         self.rank, self.world = init_distributed(self.device)
-        cls = get_training_class(request.method, request.stage)
+        cls = training_class or get_training_class(request.method, request.stage)
         if not issubclass(cls, LearnedMethod):
             raise InputError(f"{request.method} has nothing to train")
         for name in request.masks:
             get_pattern(name)
         overrides = {"steps": request.steps, "batch_size": request.batch_size, "seed": request.seed}
         base = cls.train_configs[request.profile]
+        breaches = protocol_breaches(base, request.profile, may_exceed=cls.capacity_checked)
+        if breaches:
+            raise InputError(f"the {request.profile} recipe of {cls.__name__} breaks the training protocol: "
+                             f"{'; '.join(breaches)}")  # fmt: skip
         self.config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        protocol = PROTOCOLS.get(request.profile)
+        seen = self.config.steps * self.config.batch_size * int(os.environ.get("WORLD_SIZE", "1"))
+        if request.ship and protocol and seen < protocol.training_slices:
+            raise InputError(f"--ship needs the {request.profile} protocol's {protocol.training_slices} training "
+                             f"slices; this run sees {seen} (drop --steps/--batch-size or --ship)")  # fmt: skip
         if request.accumulate < 1 or self.config.batch_size % request.accumulate:
             size = self.config.batch_size
             raise InputError(f"--accumulate {request.accumulate} must divide the batch size {size} into equal parts")
@@ -178,6 +191,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.config.tf32
         self.method = cls(request.profile, self.device, for_training=True)
+        self.capacity_gate = capacity_gate(self.method, request.profile, request.below_capacity)
         self.modules = self.method.training_modules()
         self.model = self.modules["model"]
         self.data_hash = verify_dataset(request.data)
@@ -188,7 +202,8 @@ class Trainer:
         self.optimizers = Optimizers(self.modules, self.config)
         decay = self.config.ema_decay
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay else None
-        self.step, self.best, self.log_rows = 0, -math.inf, []
+        self.step, self.best, self.log_rows, self.capacity = 0, -math.inf, [], None
+        self.wall_seconds, self.started = 0.0, time.monotonic()  # training time over all sessions of this run
         self._seed_rank()
         if request.resume and (request.out / "last.pt").exists():
             self._restore(request.out / "last.pt")
@@ -219,6 +234,11 @@ class Trainer:
             "world": self.world,
             "accumulate": self.request.accumulate,
             "best_val_ssim": self.best,
+            "training_slices": self.step * self.config.batch_size * self.world,
+            "wall_seconds": self.wall_seconds + time.monotonic() - self.started,
+            "capacity": self.capacity,
+            "capacity_gate": self.capacity_gate,
+            "log": self.log_rows,  # the curve (step, losses, lr; val metrics at each validation)
             "data_hash": self.data_hash,
             "trainval_hash": self.trainval_hash,
             "provenance": self.method.provenance(),
@@ -234,7 +254,6 @@ class Trainer:
                 "ema_full": self.ema.state_dict() if self.ema else None,
                 "rng_torch": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "log": self.log_rows,
             }
         return payload
 
@@ -259,6 +278,8 @@ class Trainer:
         if cuda_states is not None and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
         self.step, self.best, self.log_rows = payload["step"], payload["best_val_ssim"], list(payload["log"])
+        self.capacity, self.wall_seconds = payload.get("capacity"), payload.get("wall_seconds", 0.0)
+        self.started = time.monotonic()
         self._seed_rank()  # rank 0's saved stream would otherwise be every rank's after a resume
 
     def fit(self) -> Path:
@@ -291,9 +312,23 @@ class Trainer:
                     return request.out / "best.pt"
         progress.close()
         best = request.out / "best.pt"
-        if self.rank == 0 and request.ship:
-            self._ship(best)
+        if self.rank == 0 and best.is_file():
+            self._finish(best)
         return best
+
+    def _finish(self, best: Path) -> None:
+        """Give ``best.pt`` the whole curve (its steps after the best included), print the capacity check and
+        ship when asked."""
+        payload = load_checkpoint(best, self.request.method)
+        payload |= {"log": self.log_rows, "last_step": self.step}
+        payload.pop("format_version"), payload.pop("weights_sha256")
+        save_checkpoint(best, payload)
+        if self.capacity:
+            verdict = "passes" if self.capacity["passed"] else "MISSES"
+            print(f"capacity check: validation PSNR {self.capacity['val_psnr']:.2f} dB of the fully sampled images "
+                  f"through the autoencoder {verdict} the floor of {self.capacity['floor_db']:.0f} dB")  # fmt: skip
+        if self.request.ship:
+            self._ship(best)
 
     def _batch(self, dataset: SliceDataset, indices: list[int], pattern: str, masks: list, chains: list | None):
         batch, target = make_batch(dataset, indices, masks, pattern, self.config.acceleration, chains)
@@ -348,14 +383,15 @@ class Trainer:
         self.optimizers.apply("model")
         return {"loss": total}
 
-    def validate(self) -> float:
-        """Mean SSIM (paper protocol) over the first ``val_slices`` val slices x each mask pattern, fixed masks."""
+    def validate(self) -> dict[str, float]:
+        """Mean SSIM and PSNR (paper protocol) of the validation images: every val slice x each mask pattern
+        (``val_slices``, when a recipe sets it, keeps the first that many), masks fixed per slice."""
         wrapped = self.method.model
         # The bare (or EMA) module: a DDP wrapper may not run forward on rank 0 alone.
         self.method.model = self.ema.module if self.ema else self.model
         self.method.train_mode(False)
-        scores = []
-        count = min(self.config.val_slices, len(self.val_set))
+        scores: dict[str, list[float]] = {"val_ssim": [], "val_psnr": []}
+        count = min(self.config.val_slices or len(self.val_set), len(self.val_set))
         shape = tuple(self.val_set[0]["target"].shape)
         with torch.no_grad():
             for pattern in self.request.masks:
@@ -367,9 +403,11 @@ class Trainer:
                     batch, target = self._batch(self.val_set, [index], pattern, [mask], chains)
                     recon = self.method.validation_image(batch, target).abs().float().cpu()
                     magnitude = target.magnitude.cpu()
-                    scores.append(SSIM("paper")(ScoringBatch(recon, magnitude, magnitude.amax().reshape(1))).item())
+                    scoring = ScoringBatch(recon, magnitude, magnitude.amax().reshape(1))
+                    scores["val_ssim"].append(SSIM("paper")(scoring).item())
+                    scores["val_psnr"].append(PSNR("paper")(scoring).item())
         self.method.model = wrapped
-        return sum(scores) / len(scores)
+        return {name: sum(values) / len(values) for name, values in scores.items()}
 
     def _save_last(self) -> None:
         if self.rank == 0:
@@ -379,12 +417,16 @@ class Trainer:
 
     def _validate_and_save(self) -> None:
         if self.rank == 0:
-            score = self.validate()
-            self.log_rows.append({"step": self.step, "val_ssim": score})
+            scores = self.validate()
+            self.log_rows.append({"step": self.step, **scores})
             out = self.request.out
             save_checkpoint(out / "last.pt", self.payload())
-            if score > self.best:
-                self.best = score
+            if scores["val_ssim"] > self.best:
+                self.best = scores["val_ssim"]
+                if self.method.capacity_checked:
+                    floor = PROTOCOLS.get(self.request.profile, TINY_PROTOCOL).capacity_floor_db
+                    passed = scores["val_psnr"] >= floor
+                    self.capacity = {"val_psnr": scores["val_psnr"], "floor_db": floor, "passed": passed}
                 save_checkpoint(out / "best.pt", self.payload(with_optimizer=False))
                 save_checkpoint(out / "last.pt", self.payload())  # records the new best for a resume
             with atomic_path(out / "log.csv") as tmp:
@@ -404,8 +446,36 @@ class Trainer:
             command += f" {flag} {value}" if value is not None else ""
         if request.normalization != "measured":
             command += f" --normalization {request.normalization}"
+        command += " --below-capacity" if request.below_capacity else ""
         commit = git_commit(ignore=("results/checkpoints",))
-        record_shipped(target, command, self.data_hash, commit, self.trainval_hash)
+        best_step = max((row for row in self.log_rows if "val_ssim" in row), key=lambda row: row["val_ssim"])["step"]
+        training = {
+            "training_slices": self.step * self.config.batch_size * self.world,
+            "wall_seconds": round(self.wall_seconds + time.monotonic() - self.started),
+            "best_step": best_step, "last_step": self.step, "capacity": self.capacity,
+        }  # fmt: skip
+        record_shipped(target, command, self.data_hash, commit, self.trainval_hash, training)
+
+
+def capacity_gate(method: LearnedMethod, profile: str, below_capacity: bool) -> dict | None:
+    """The capacity checks of the earlier stages ``method`` builds on (``None`` if none is checked); an error if
+    one missed the protocol's floor (or predates the check), unless ``below_capacity`` lets it train anyway."""
+    checks = {name: parent.capacity for name, parent in method.parents.items() if parent.capacity_checked}
+    if not checks:
+        return None
+    missed = [name for name, check in checks.items() if not (check or {}).get("passed")]
+    if missed and not below_capacity:
+        found = "; ".join(f"{name}: {_capacity_text(checks[name])}" for name in missed)
+        raise InputError(f"{method.name} {method.stage} builds on {', '.join(missed)}, which has not passed its "
+                         f"capacity check ({found}); retrain it, or pass --below-capacity to train on it anyway "
+                         "(recorded in the checkpoint and the manifest)")  # fmt: skip
+    return {"parents": checks, "below_capacity": bool(missed)}
+
+
+def _capacity_text(check: dict | None) -> str:
+    if check is None:
+        return "its checkpoint predates the check"
+    return f"{check['val_psnr']:.2f} dB < {check['floor_db']:.0f} dB"
 
 
 def train(request: TrainRequest) -> Path:

@@ -20,6 +20,18 @@ def lr_factor(config: TrainConfig, step: int) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * decay
 
 
+def parameter_groups(module: nn.Module, weight_decay: float, no_decay_keys: tuple[str, ...] | None) -> list[dict]:
+    """AdamW parameter groups: all parameters decayed, or with ``no_decay_keys`` VAR's rule — 1-D parameters,
+    biases and names containing a key get no decay. Frozen parameters stay in (they get no gradient)."""
+    if no_decay_keys is None:
+        return [{"params": list(module.parameters()), "weight_decay": weight_decay}]
+    decayed, exempt = [], []
+    for name, parameter in module.named_parameters():
+        free = parameter.ndim == 1 or name.endswith("bias") or any(key in name for key in no_decay_keys)
+        (exempt if free else decayed).append(parameter)
+    return [{"params": decayed, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
+
+
 class Optimizers:
     """One AdamW + schedule + clip per trained network, keyed by the network's name ("model" first)."""
 
@@ -30,9 +42,12 @@ class Optimizers:
             raise ValueError(f"networks {sorted(modules)} do not match optimiser settings {sorted(settings)}")
         self.modules, self.clips = modules, {name: s.grad_clip for name, s in settings.items()}
         self.optimizers = {
-            name: torch.optim.AdamW(modules[name].parameters(), lr=s.lr, betas=s.betas, weight_decay=s.weight_decay)
+            name: torch.optim.AdamW(
+                parameter_groups(modules[name], s.weight_decay, config.no_decay_keys if name == "model" else None),
+                lr=s.lr, betas=s.betas,
+            )
             for name, s in settings.items()
-        }
+        }  # fmt: skip
         self.schedulers = {
             name: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(config, step))
             for name, opt in self.optimizers.items()

@@ -10,7 +10,7 @@ Training: unconditional on the fully sampled images, MSE on the noise, AdamW wit
 
 from dataclasses import dataclass
 
-from benchmark.recipes import TrainConfig
+from benchmark.recipes import TINY_PROTOCOL, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,6 @@ CONFIGS = {
     "paper": DiffuseReconConfig(),
 }
 TRAIN = {
-    "tiny": TrainConfig(steps=1500, batch_size=4, lr=1e-3, warmup_steps=50, val_every=500, val_slices=2),
+    "tiny": TINY_PROTOCOL.recipe(4, lr=1e-3, warmup_steps=50),
     "paper": TrainConfig(steps=500_000, batch_size=8, lr=1e-4, warmup_steps=5_000, val_every=20_000, ema_decay=0.9999),
 }

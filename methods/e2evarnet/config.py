@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from benchmark.recipes import TrainConfig
+from benchmark.recipes import TINY_PROTOCOL, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,6 @@ CONFIGS = {
     "paper": VarNetConfig(),
 }
 TRAIN = {
-    "tiny": TrainConfig(steps=300, batch_size=2, lr=2e-3, warmup_steps=20, val_every=100),
+    "tiny": TINY_PROTOCOL.recipe(2, lr=2e-3, warmup_steps=20),
     "paper": TrainConfig(steps=100_000, batch_size=8, lr=3e-4, warmup_steps=1_000, val_every=5_000, ema_decay=0.999),
 }

@@ -13,7 +13,7 @@ architecture only.
 
 from dataclasses import dataclass
 
-from benchmark.recipes import TrainConfig
+from benchmark.recipes import TINY_PROTOCOL, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,6 @@ CONFIGS = {
 #: would hold ~100 GB of them at batch 4 (all 12 blocks).
 GRADIENT_CHECKPOINTING = {"tiny": False, "paper": True}
 TRAIN = {
-    "tiny": TrainConfig(steps=600, batch_size=2, lr=2e-3, warmup_steps=20, val_every=100),
+    "tiny": TINY_PROTOCOL.recipe(2, lr=2e-3, warmup_steps=20),
     "paper": TrainConfig(steps=100_000, batch_size=4, lr=1e-3, warmup_steps=1_000, val_every=5_000, ema_decay=0.999),
 }

@@ -53,10 +53,9 @@ class _Stage(LearnedMethod):
         stage = self.built_on
         if not self._for_training:
             return stage.assemble(self.profile)
-        path = stage.shipped_checkpoint(self.profile)
-        network = stage(self.profile, torch.device("cpu"), path).model  # a missing checkpoint: one clear line
-        self._record = {stage.stage: {"path": str(path), "sha256": sha256_file(path)}}
-        return network.requires_grad_(False)
+        parent = self.load_parent(stage)  # a missing checkpoint: one clear line
+        self._record = {stage.stage: {"path": str(parent.checkpoint), "sha256": sha256_file(parent.checkpoint)}}
+        return parent.model.requires_grad_(False)
 
     def provenance(self) -> dict:
         return self._record
@@ -65,6 +64,7 @@ class _Stage(LearnedMethod):
 class AutoencoderStage(_Stage):
     stage = "autoencoder"
     configs, train_configs = cfg.AUTOENCODER_CONFIGS, cfg.AUTOENCODER_TRAIN
+    capacity_checked = True  # validation passes the fully sampled image through the autoencoder
 
     @classmethod
     def assemble(cls, profile: str) -> nn.Module:

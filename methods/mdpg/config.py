@@ -15,7 +15,7 @@ Tiny profile (CPU): every part smaller, DDIM 10 steps; paper profile: the sizes 
 
 from dataclasses import dataclass
 
-from benchmark.recipes import TrainConfig
+from benchmark.recipes import TINY_PROTOCOL, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,14 @@ UNROLLED_CONFIGS = {
     "paper": UnrolledConfig(),
 }
 AUTOENCODER_TRAIN = {
-    "tiny": TrainConfig(steps=600, batch_size=4, lr=1e-3, warmup_steps=20, val_every=200, val_slices=2),
+    "tiny": TINY_PROTOCOL.recipe(4, lr=1e-3, warmup_steps=20),
     "paper": TrainConfig(steps=100_000, batch_size=8, lr=1e-4, warmup_steps=1_000, val_every=5_000),
 }
 PRIOR_TRAIN = {
-    "tiny": TrainConfig(steps=1000, batch_size=4, lr=1e-3, warmup_steps=20, val_every=500, val_slices=2),
+    "tiny": TINY_PROTOCOL.recipe(4, lr=1e-3, warmup_steps=20),
     "paper": TrainConfig(steps=200_000, batch_size=8, lr=1e-4, warmup_steps=2_000, val_every=10_000, ema_decay=0.9999),
 }
 UNROLLED_TRAIN = {
-    "tiny": TrainConfig(steps=300, batch_size=2, lr=2e-3, warmup_steps=20, val_every=100, val_slices=2),
+    "tiny": TINY_PROTOCOL.recipe(2, lr=2e-3, warmup_steps=20),
     "paper": TrainConfig(steps=100_000, batch_size=4, lr=1e-3, warmup_steps=1_000, val_every=5_000, ema_decay=0.999),
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmark.masks import PATTERN_NAMES
-from benchmark.recipes import OptimizerConfig, TrainConfig
+from benchmark.recipes import TINY_PROTOCOL, OptimizerConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,13 @@ TOKENIZER_CONFIGS = {
 
 #: Supp. §9: AdamW 1e-4 / wd 1e-4 for both networks, clip 5.0 (generator) and 1.0 (discriminator), 10
 #: warm-up epochs then cosine to 1e-6, best by validation SSIM; batch 16 for 100 epochs (paper profile:
-#: steps = 100 epochs of a fastMRI-sized train split, set on the command line with --steps). Tiny: 900
-#: steps in batches of 2 (17 epochs of the 108 train slices, ~27 min on 2 CPU cores), lr 1e-3: at 540
-#: steps (10 epochs) validation SSIM of the all-levels reconstruction was still rising (0.49, 0.63, 0.69).
+#: steps = 100 epochs of a fastMRI-sized train split, set on the command line with --steps). Tiny: the
+#: training protocol's slices in batches of 2, lr 1e-3 (the capacity table, ``results/nasp/capacity``,
+#: records what each size reaches at this budget).
 TOKENIZER_TRAIN = {
-    "tiny": TrainConfig(
-        steps=900, batch_size=2, lr=1e-3, weight_decay=1e-4, warmup_steps=90, grad_clip=5.0, min_lr_ratio=0.01,
-        val_every=300, val_slices=6, optimizers=(("discriminator", OptimizerConfig(lr=1e-3, grad_clip=1.0)),),
+    "tiny": TINY_PROTOCOL.recipe(
+        2, lr=1e-3, weight_decay=1e-4, warmup_steps=90, grad_clip=5.0, min_lr_ratio=0.01,
+        optimizers=(("discriminator", OptimizerConfig(lr=1e-3, grad_clip=1.0)),),
     ),
     "paper": TrainConfig(
         steps=100_000, batch_size=16, lr=1e-4, weight_decay=1e-4, warmup_steps=10_000, grad_clip=5.0,
@@ -83,14 +83,21 @@ TRANSFORMER_CONFIGS = {
     "paper": TransformerConfig(),
 }
 
-#: VAR's recipe with the paper's lr: AdamW β = (0.9, 0.95), wd 0.05, clip 2, warm-up then linear decay.
+#: VAR's exemptions from weight decay (``train.py``, ``nowd_keys``), besides 1-D parameters and biases.
+VAR_NO_DECAY = (
+    "cls_token", "start_token", "task_token", "cfg_uncond", "pos_embed", "pos_1LC", "pos_start", "start_pos",
+    "lvl_embed", "gamma", "beta", "ada_gss", "moe_bias", "scale_mul",
+)  # fmt: skip
+
+#: VAR's recipe with the paper's lr: AdamW β = (0.9, 0.95), wd 0.05 with VAR's exemptions, clip 2, warm-up
+#: then linear decay.
 TRANSFORMER_TRAIN = {
-    "tiny": TrainConfig(
-        steps=600, batch_size=4, lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05, warmup_steps=30,
-        schedule="linear", grad_clip=2.0, val_every=150, val_slices=3,
+    "tiny": TINY_PROTOCOL.recipe(
+        4, lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05, no_decay_keys=VAR_NO_DECAY, warmup_steps=30,
+        schedule="linear", grad_clip=2.0,
     ),
     "paper": TrainConfig(
-        steps=100_000, batch_size=16, lr=3.125e-5, betas=(0.9, 0.95), weight_decay=0.05, warmup_steps=2_000,
-        schedule="linear", grad_clip=2.0, val_every=2_000,
+        steps=100_000, batch_size=16, lr=3.125e-5, betas=(0.9, 0.95), weight_decay=0.05, no_decay_keys=VAR_NO_DECAY,
+        warmup_steps=2_000, schedule="linear", grad_clip=2.0, val_every=2_000,
     ),
 }  # fmt: skip

@@ -23,22 +23,24 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.method import ReconBatch, TrainingTarget
-from benchmark.recipes import TrainConfig
+from benchmark.recipes import TINY_PROTOCOL, TrainConfig
 from methods.nasp.adapter import TransformerStage
+from methods.nasp.config import VAR_NO_DECAY
 from methods.nasp.decoding import Sampler, generate
 from methods.nasp.model import NASPModel
 from methods.nasp.teacher import TeacherStage, fully_sampled_image, stage_record
 from methods.nasp.tokenizer import AQVAE
 
-#: Paper: cosine schedule, base lr 1e-5, global batch 24, 100 epochs. Tiny: 200 steps of 4 slices.
+#: Paper: cosine schedule, base lr 1e-5, global batch 24, 100 epochs. Tiny: the training protocol's slices in
+#: batches of 4.
 DISTILL_TRAIN = {
-    "tiny": TrainConfig(
-        steps=200, batch_size=4, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, warmup_steps=10,
-        schedule="cosine", grad_clip=2.0, val_every=50, val_slices=3,
+    "tiny": TINY_PROTOCOL.recipe(
+        4, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, no_decay_keys=VAR_NO_DECAY,
+        warmup_steps=10, schedule="cosine", grad_clip=2.0
     ),
     "paper": TrainConfig(
-        steps=20_000, batch_size=3, lr=1e-5, betas=(0.9, 0.95), weight_decay=0.05, warmup_steps=500,
-        schedule="cosine", grad_clip=2.0, val_every=1_000,
+        steps=20_000, batch_size=3, lr=1e-5, betas=(0.9, 0.95), weight_decay=0.05, no_decay_keys=VAR_NO_DECAY,
+        warmup_steps=500, schedule="cosine", grad_clip=2.0, val_every=1_000,
     ),
 }  # fmt: skip
 
@@ -82,16 +84,11 @@ class DistillStage(TransformerStage):
     def build_model(self) -> NASPModel:
         student = NASPModel(AQVAE(self.tokenizer_config()), self.config)
         if self._for_training:  # the base model's weights, tokenizer included; the teacher beside it
-            base_path = TransformerStage.shipped_checkpoint(self.profile)
-            base = TransformerStage(self.profile, torch.device("cpu"), base_path)
+            base = self.load_parent(TransformerStage)
             student.load_state_dict(base.model.state_dict())
-            teacher_path = TeacherStage.shipped_checkpoint(self.profile)
-            teacher = TeacherStage(self.profile, torch.device("cpu"), teacher_path)
+            teacher = self.load_parent(TeacherStage)
             self.teacher = teacher.model.to(self.device).eval().requires_grad_(False)
-            self._record = {
-                "transformer": stage_record(base_path, base),
-                "teacher": stage_record(teacher_path, teacher),
-            }
+            self._record = {"transformer": stage_record(base), "teacher": stage_record(teacher)}
         return student
 
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:

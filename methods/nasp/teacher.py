@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +23,9 @@ import torch.nn.functional as F
 from benchmark.errors import BenchmarkError
 from benchmark.io import sha256_file
 from benchmark.method import ReconBatch, TrainingTarget
-from benchmark.recipes import TrainConfig
+from benchmark.recipes import TINY_PROTOCOL, TrainConfig
 from methods.nasp.adapter import TransformerStage
+from methods.nasp.config import VAR_NO_DECAY
 from methods.nasp.decoding import generate
 from methods.nasp.levels import from_channels, level_images, to_channels
 from methods.nasp.model import NASPModel
@@ -41,15 +41,15 @@ class TeacherConfig:
 TEACHER_CONFIGS = {"tiny": TeacherConfig(), "paper": TeacherConfig()}
 
 #: From the base model's weights, so fewer steps than the base itself: the privileged branches and the
-#: encoder's FS features are what is new. Tiny: 300 steps of 4 slices (~11 epochs of the 108 train slices).
+#: encoder's FS features are what is new. Tiny: the training protocol's slices in batches of 4.
 TEACHER_TRAIN = {
-    "tiny": TrainConfig(
-        steps=300, batch_size=4, lr=5e-4, betas=(0.9, 0.95), weight_decay=0.05, warmup_steps=20,
-        schedule="linear", grad_clip=2.0, val_every=100, val_slices=3,
+    "tiny": TINY_PROTOCOL.recipe(
+        4, lr=5e-4, betas=(0.9, 0.95), weight_decay=0.05, no_decay_keys=VAR_NO_DECAY,
+        warmup_steps=20, schedule="linear", grad_clip=2.0
     ),
     "paper": TrainConfig(
-        steps=50_000, batch_size=16, lr=3.125e-5, betas=(0.9, 0.95), weight_decay=0.05, warmup_steps=1_000,
-        schedule="linear", grad_clip=2.0, val_every=2_000,
+        steps=50_000, batch_size=16, lr=3.125e-5, betas=(0.9, 0.95), weight_decay=0.05, no_decay_keys=VAR_NO_DECAY,
+        warmup_steps=1_000, schedule="linear", grad_clip=2.0, val_every=2_000,
     ),
 }  # fmt: skip
 
@@ -85,14 +85,13 @@ class TeacherStage(TransformerStage):
     def build_model(self) -> NASPModel:
         teacher = NASPModel(AQVAE(self.tokenizer_config()), self.config, privileged=True)
         if self._for_training:  # start from the base model: its weights, privileged branches at zero
-            path = TransformerStage.shipped_checkpoint(self.profile)
-            base = TransformerStage(self.profile, torch.device("cpu"), path)
+            base = self.load_parent(TransformerStage)
             missing, unexpected = teacher.load_state_dict(base.model.state_dict(), strict=False)
             if unexpected or any(".privileged." not in key for key in missing):
                 raise BenchmarkError(
-                    f"{path} does not fit the teacher (missing {missing[:3]}, unexpected {unexpected[:3]})"
+                    f"{base.checkpoint} does not fit the teacher (missing {missing[:3]}, unexpected {unexpected[:3]})"
                 )
-            self._record = {"transformer": stage_record(path, base)}
+            self._record = {"transformer": stage_record(base)}
         return teacher
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
@@ -120,6 +119,7 @@ class TeacherStage(TransformerStage):
         yield "model", F.cross_entropy(logits[:, begin:].reshape(-1, logits.shape[-1]), labels.reshape(-1))
 
 
-def stage_record(path: Path, stage: TransformerStage) -> dict:
+def stage_record(stage: TransformerStage) -> dict:
     """What a checkpoint was built from: path, sha256, and that checkpoint's own provenance (the chain)."""
+    path = stage.checkpoint
     return {"path": str(path), "sha256": sha256_file(path), "provenance": stage.checkpoint_provenance}

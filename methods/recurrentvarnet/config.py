@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from benchmark.recipes import TrainConfig
+from benchmark.recipes import TINY_PROTOCOL, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,6 @@ CONFIGS = {
     "paper": RecurrentVarNetConfig(),
 }
 TRAIN = {
-    "tiny": TrainConfig(steps=500, batch_size=2, lr=2e-3, warmup_steps=20, val_every=100),
+    "tiny": TINY_PROTOCOL.recipe(2, lr=2e-3, warmup_steps=20),
     "paper": TrainConfig(steps=100_000, batch_size=8, lr=5e-4, warmup_steps=1_000, val_every=5_000, ema_decay=0.999),
 }

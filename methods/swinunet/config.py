@@ -10,7 +10,7 @@ Training: the policy all library baselines share (L1 + L2 on the magnitude, Adam
 
 from dataclasses import dataclass
 
-from benchmark.recipes import TrainConfig
+from benchmark.recipes import TINY_PROTOCOL, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,6 @@ CONFIGS = {
     "paper": SwinUNetConfig(),
 }
 TRAIN = {
-    "tiny": TrainConfig(steps=2400, batch_size=4, lr=2e-3, warmup_steps=20, val_every=300),
+    "tiny": TINY_PROTOCOL.recipe(4, lr=2e-3, warmup_steps=20),
     "paper": TrainConfig(steps=100_000, batch_size=8, lr=5e-4, warmup_steps=1_000, val_every=5_000, ema_decay=0.999),
 }

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from benchmark.recipes import TrainConfig
+from benchmark.recipes import TINY_PROTOCOL, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,6 @@ class UNetConfig:
 
 CONFIGS = {"tiny": UNetConfig(chans=8, num_pool_layers=3), "paper": UNetConfig()}
 TRAIN = {
-    "tiny": TrainConfig(steps=2400, batch_size=4, lr=2e-3, warmup_steps=20, val_every=300),
+    "tiny": TINY_PROTOCOL.recipe(4, lr=2e-3, warmup_steps=20),
     "paper": TrainConfig(steps=100_000, batch_size=8, lr=1e-3, warmup_steps=1_000, val_every=5_000, ema_decay=0.999),
 }
