@@ -199,3 +199,38 @@ def test_training_report_tables_each_shipped_curve_and_says_when_the_best_step_i
         "| 20 / 20 | 0.600 | 20.60 | no: best at the last step | 21.50 dB vs 26: missed |" in rows["b/autoencoder/tiny"]
     )
     assert NO_CURVE in rows["c/tiny"]
+
+
+def test_retrain_order_puts_every_chain_first_in_its_declared_order_and_skips_nothing_pre_protocol():
+    from benchmark.registry import STAGES
+    from benchmark.training.retrain import retrain_order
+
+    order = retrain_order()
+    assert sorted(order, key=str) == sorted(training_units(), key=str) and len(set(order)) == len(order)
+    assert order[0] == ("nasp", "tokenizer")  # the tokenizer's capacity decides NASP: it goes first
+    for method, stages in STAGES.items():
+        assert [stage for name, stage in order if name == method] == list(stages)
+    chained = [i for i, (name, _) in enumerate(order) if name in STAGES]
+    assert max(chained) < min(i for i, (name, _) in enumerate(order) if name not in STAGES)
+
+
+@pytest.mark.parametrize(("recorded", "recipe_steps", "skipped"), [(True, None, True), (False, None, False),
+                                                                   (True, 539, False)])  # fmt: skip
+def test_retrain_skips_only_a_checkpoint_shipped_under_the_protocol_by_the_current_recipe(
+    tmp_path, monkeypatch, recorded, recipe_steps, skipped
+):
+    import json
+    from dataclasses import asdict
+
+    from benchmark.training import retrain
+
+    unet = get_training_class("unet")
+    path = tmp_path / "unet" / "tiny.pt"
+    path.parent.mkdir()
+    recipe = unet.train_configs["tiny"]
+    torch.save({"train_config": asdict(replace(recipe, steps=recipe_steps or recipe.steps))}, path)
+    entry = {"sha256": "x", "training": {"training_slices": 2160}} if recorded else {"sha256": "x"}
+    (tmp_path / "manifest.json").write_text(json.dumps({"unet/tiny.pt": entry}))
+    monkeypatch.setattr(retrain, "MANIFEST", tmp_path / "manifest.json")
+    monkeypatch.setattr(unet, "shipped_checkpoint", classmethod(lambda cls, profile: path))
+    assert retrain.shipped_under_protocol("unet", None) is skipped
