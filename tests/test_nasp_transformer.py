@@ -136,6 +136,7 @@ def test_transformer_stage_trains_on_a_tokenizer_checkpoint_and_its_variants_sha
     ci_embedded, tmp_path, monkeypatch
 ):
     from benchmark.data import LoadOptions, dataset_files
+    from benchmark.errors import InputError
     from benchmark.io import sha256_file
     from benchmark.masks import make_mask
     from benchmark.method import ReconBatch
@@ -148,11 +149,16 @@ def test_transformer_stage_trains_on_a_tokenizer_checkpoint_and_its_variants_sha
     Trainer(TrainRequest(method="nasp", stage="tokenizer", out=tmp_path / "tok", steps=1, **common)).fit()
     tokenizer = tmp_path / "tok" / "best.pt"
     monkeypatch.setattr(TokenizerStage, "shipped_checkpoint", classmethod(lambda cls, profile: tokenizer))
-    trainer = Trainer(TrainRequest(method="nasp", stage="transformer", out=tmp_path / "tr", steps=2, **common))
+    later = TrainRequest(method="nasp", stage="transformer", out=tmp_path / "tr", steps=2, **common)
+    with pytest.raises(InputError, match="tokenizer, which has not passed its capacity check"):
+        Trainer(later)
+    trainer = Trainer(replace(later, below_capacity=True))
     trainer.fit()
     best = tmp_path / "tr" / "best.pt"
     payload = torch.load(best, weights_only=True)
     assert payload["provenance"]["tokenizer"]["sha256"] == sha256_file(tokenizer)
+    assert payload["capacity_gate"]["below_capacity"] is True  # recorded with the weights
+    assert payload["capacity_gate"]["parents"]["tokenizer"]["passed"] is False
     assert payload["stage"] == "transformer"
     base, topkp = (cls("tiny", torch.device("cpu"), checkpoint=best) for cls in (NASPBase, NASPBaseTopKP))
     assert base.model is topkp.model  # one copy of the weights for every variant of one checkpoint

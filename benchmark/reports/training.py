@@ -101,9 +101,12 @@ def write_training_report(out: Path, root: Path = CHECKPOINT_ROOT) -> list[Path]
     """``training.md`` and, when any checkpoint has a curve, ``training_curves.png`` in ``out``."""
     records = shipped_training(root)
     caption = (
-        "Shipped checkpoints: validation on every val slice x each mask pattern at R = 32 (paper scoring "
-        "protocol: each image divided by its own maximum); the best validation SSIM picks the checkpoint "
-        "(grey line in the figure).\n\n"
+        "Shipped checkpoints, each validated on the val split of the data it was trained on (the manifest's data "
+        "hash; by default the embedded realistic heads): every val slice x each mask pattern at R = 32, k-space "
+        "and target divided per slice by the scale of the R = 32 measurements, target the SENSE magnitude from "
+        "the true coil maps, paper scoring protocol (each image divided by its own maximum, data range 1); the "
+        "best validation SSIM picks the checkpoint (grey line in the figure). For an autoencoder stage the "
+        "validation image is the fully sampled image through the autoencoder (the capacity check).\n\n"
     )
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "training.md") as tmp:

@@ -47,6 +47,7 @@ class TokenizerStage(LearnedMethod):
     configs = TOKENIZER_CONFIGS
     train_configs = TOKENIZER_TRAIN
     needs_hierarchy = True
+    capacity_checked = True  # validation decodes all six true levels: the oracle
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
@@ -179,10 +180,9 @@ class TransformerStage(LearnedMethod):
         if self.random_tokenizer:
             randomise_codebook(tokenizer)
         elif self._for_training:  # a trained transformer checkpoint carries its tokenizer's weights itself
-            path = self.tokenizer_stage.shipped_checkpoint(self.profile)
-            stage = self.tokenizer_stage(self.profile, torch.device("cpu"), path)
+            stage = self.load_parent(self.tokenizer_stage)
             tokenizer.load_state_dict(stage.model.state_dict())
-            self._record = {"tokenizer": {"path": str(path), "sha256": sha256_file(path)}}
+            self._record = {"tokenizer": {"path": str(stage.checkpoint), "sha256": sha256_file(stage.checkpoint)}}
         return NASPModel(tokenizer, self.config)
 
     def provenance(self) -> dict:
