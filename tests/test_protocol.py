@@ -71,19 +71,26 @@ def test_every_tiny_recipe_sees_the_protocols_slices_and_validates_on_every_val_
     assert protocol_breaches(recipe, "tiny", may_exceed=cls.capacity_checked) == []
     assert recipe.val_slices is None
     if not cls.capacity_checked:
-        assert recipe.steps * recipe.batch_size == 2160  # 20 passes over the 108-slice train split
+        assert recipe.steps * recipe.batch_size == 3240  # 30 passes over the 108-slice train split
 
 
 def test_protocol_breaches_name_too_few_or_too_many_slices_and_a_partial_validation_set():
     recipe = TINY_PROTOCOL.recipe(4)
-    assert recipe.steps == 540 and recipe.val_every == 90
-    assert protocol_breaches(replace(recipe, steps=539), "tiny") == [
-        "it sees 2156 training slices, the tiny protocol 2160"
+    assert recipe.steps == 810 and recipe.val_every == 135
+    assert protocol_breaches(replace(recipe, steps=809), "tiny") == [
+        "it sees 3236 training slices, the tiny protocol 3240"
     ]
-    assert protocol_breaches(replace(recipe, steps=541), "tiny") != []
-    assert protocol_breaches(replace(recipe, steps=541), "tiny", may_exceed=True) == []
+    assert protocol_breaches(replace(recipe, steps=811), "tiny") != []
+    assert protocol_breaches(replace(recipe, steps=811), "tiny", may_exceed=True) == []
     assert "every val slice" in protocol_breaches(replace(recipe, val_slices=3), "tiny")[0]
     assert protocol_breaches(TrainConfig(steps=1), "paper") == []  # the paper's budget is set on the command line
+
+
+def test_a_capacity_budget_lengthens_a_recipe_but_never_shortens_it():
+    longer = TINY_PROTOCOL.recipe(2, capacity_slices=7560)
+    assert (longer.steps, longer.val_every) == (3780, 630)
+    assert protocol_breaches(longer, "tiny") != [] and protocol_breaches(longer, "tiny", may_exceed=True) == []
+    assert TINY_PROTOCOL.recipe(2, capacity_slices=100).steps * 2 == TINY_PROTOCOL.training_slices
 
 
 def test_train_refuses_a_tiny_recipe_that_breaks_the_protocol(small_embedded, tmp_path, monkeypatch):
@@ -94,7 +101,7 @@ def test_train_refuses_a_tiny_recipe_that_breaks_the_protocol(small_embedded, tm
 
 
 def test_ship_refuses_a_run_shorter_than_the_protocol_before_it_trains(small_embedded, tmp_path):
-    with pytest.raises(InputError, match="--ship needs the tiny protocol's 2160 training slices; this run sees 8"):
+    with pytest.raises(InputError, match="--ship needs the tiny protocol's 3240 training slices; this run sees 8"):
         Trainer(request(small_embedded, tmp_path / "run", ship=True, batch_size=4))
 
 

@@ -51,10 +51,11 @@ def time_unit(method: str, stage: str | None, data: Path, steps: int) -> dict:
         per_slice = (time.perf_counter() - started) / (steps * trainer.config.batch_size)
         per_image = validation_seconds(trainer, shape)
     validation_images = len(trainer.val_set) * len(request.masks)
-    hours = TINY_PROTOCOL.training_slices * per_slice + TINY_PROTOCOL.validations * validation_images * per_image
+    slices = trainer.config.steps * trainer.config.batch_size  # a capacity-checked stage may see more
+    hours = slices * per_slice + TINY_PROTOCOL.validations * validation_images * per_image
     return {
         "method": method, "stage": stage or "", "batch_size": trainer.config.batch_size,
-        "steps": trainer.config.steps, "seconds_per_slice": round(per_slice, 3),
+        "steps": trainer.config.steps, "training_slices": slices, "seconds_per_slice": round(per_slice, 3),
         "seconds_per_validation_image": round(per_image, 3), "validation_images": validation_images,
         "protocol_hours": round(hours / 3600, 2),
     }  # fmt: skip
