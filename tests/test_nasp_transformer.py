@@ -174,3 +174,78 @@ def test_transformer_stage_trains_on_a_tokenizer_checkpoint_and_its_variants_sha
         "top_p": 0.96,
         "data_consistency": False,
     }
+
+
+def head_like_batch(pattern: str, coils: int = 8):
+    """A head-like image with a smooth phase, its magnitude, and noise-free multi-coil data at R = 32."""
+    from benchmark.masks import make_mask
+    from benchmark.method import ReconBatch
+    from benchmark.physics import MultiCoilOperator, birdcage_maps, normalize_maps
+
+    shape = (128, 128)
+    rows, cols = torch.meshgrid(torch.linspace(-1, 1, 128), torch.linspace(-1, 1, 128), indexing="ij")
+    magnitude = ((rows**2 / 0.7 + cols**2 / 0.5) < 1).float() * (1 + 0.3 * torch.cos(6 * rows))
+    truth = (magnitude * torch.exp(1j * (0.6 * rows + 0.4 * cols + 0.5)))[None].to(torch.complex64)
+    maps = normalize_maps(birdcage_maps(coils, shape))[None].to(torch.complex64)
+    mask = make_mask(pattern, shape, 32, seed=0)[None]
+    return ReconBatch(MultiCoilOperator(maps, mask).forward(truth), mask, maps, pattern, 32), magnitude
+
+
+PATTERN_LIST = ["cartesian_x", "cartesian_y", "gaussian_2d", "radial"]
+
+
+@pytest.mark.parametrize("pattern", PATTERN_LIST)
+def test_the_data_consistent_output_keeps_the_measurements_on_noise_free_data(pattern):
+    # nasp-base-dc's last step on a wrong image (the true magnitude, blurred and too bright). With one coil
+    # the step is the exact projection: the output's sampled k-space equals the measurements. With eight it
+    # is one gradient step of ||A x - y||^2 with step 1 <= 1 / ||A||^2 (the exact projection is ill-conditioned
+    # for smooth maps and amplifies noise at R = 32): the residual at the sampled locations shrinks.
+    from methods.nasp.adapter import on_measurements
+
+    for coils in (1, 8):
+        batch, magnitude = head_like_batch(pattern, coils)
+        wrong = 1.5 * torch.nn.functional.avg_pool2d(magnitude[None, None], 5, 1, 2)[0].to(torch.complex64)
+        operator = batch.operator()
+        before = (operator.forward(on_measurements(wrong, batch)) - batch.kspace).norm()
+        after = (operator.forward(on_measurements(wrong, batch, data_consistency=True)) - batch.kspace).norm()
+        if coils == 1:
+            assert after <= 1e-5 * batch.kspace.norm(), float(after / batch.kspace.norm())
+        else:
+            assert after < 0.9 * before, (float(after), float(before))
+
+
+@pytest.mark.parametrize("pattern", PATTERN_LIST)
+def test_data_consistency_on_the_measured_phase_keeps_a_perfect_magnitude_better_than_on_an_uninformed_one(pattern):
+    # A perfect decoder (the true magnitude) whose phase carries no information (its loss sees magnitudes
+    # only; here: zero phase): putting the measured samples back on it adds error. On the phase of the
+    # measurements' low-resolution image it adds less on every pattern, and little where the centre is sampled
+    # densely (lines, spokes).
+    from methods.nasp.adapter import on_measurements
+
+    batch, magnitude = head_like_batch(pattern)
+
+    def error(image):
+        return float((image.abs() - magnitude).norm() / magnitude.norm())
+
+    perfect = magnitude[None].to(torch.complex64)
+    on_measured_phase = error(on_measurements(perfect, batch, data_consistency=True))
+    on_uninformed_phase = error(batch.operator().data_consistent(perfect, batch.kspace))
+    if pattern == "gaussian_2d":  # its centre is sampled at random, under half the points: a rougher phase
+        assert on_measured_phase < 0.8 * on_uninformed_phase, (on_measured_phase, on_uninformed_phase)
+    else:
+        assert on_measured_phase < 0.5 * on_uninformed_phase and on_measured_phase < 0.1, on_measured_phase
+
+
+@pytest.mark.parametrize("pattern", PATTERN_LIST)
+def test_a_decoded_image_at_the_wrong_intensity_lands_on_the_measurements_scale(pattern):
+    # The tokenizer's losses do not fix the intensity: a perfect image 40 % too dark comes back at the true
+    # scale, from the measured low frequencies alone (the gain is exact up to the phase estimate's error).
+    from methods.nasp.adapter import on_measurements
+
+    batch, magnitude = head_like_batch(pattern)
+    dark = 0.6 * magnitude[None].to(torch.complex64)
+    restored = on_measurements(dark, batch).abs()[0]
+    gain = float((restored * magnitude).sum() / (dark.abs()[0] * magnitude).sum())
+    # within 5 %; 15 % for Gaussian-VD, whose low-resolution phase is rougher (0.3 rad here)
+    assert abs(gain - 1 / 0.6) < (0.15 if pattern == "gaussian_2d" else 0.05) * (1 / 0.6), gain
+    assert torch.allclose(restored / restored.amax(), magnitude / magnitude.amax(), atol=1e-5)  # only the scale moved

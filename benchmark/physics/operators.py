@@ -49,6 +49,21 @@ class MultiCoilOperator:
         """
         return image_HW + self.adjoint(kspace_CHW - self.forward(image_HW))
 
+    def low_resolution_image(self, kspace_CHW: torch.Tensor, width: float = 0.05) -> torch.Tensor:
+        """The coil-combined image of the measured k-space under a centred Gaussian window whose standard
+        deviation is ``width`` x the matrix on each axis: a smooth estimate (e.g. of the phase) from the
+        measurements alone, as homodyne and partial-Fourier reconstructions take it (Noll et al. 1991)."""
+        return self.adjoint(kspace_CHW * low_frequency_window(kspace_CHW, width))
+
+    def windowed_gain(self, image_HW: torch.Tensor, kspace_CHW: torch.Tensor, width: float = 0.05) -> torch.Tensor:
+        """The real gain ``g`` per image minimising ``||W (g A x - y)||^2`` over the measured samples, ``W`` the
+        centred Gaussian window of ``low_resolution_image``: the intensity scale at which an image's
+        low-frequency content matches the measurements (shape: the batch axes of ``image``)."""
+        window = low_frequency_window(kspace_CHW, width)
+        predicted, measured = self.forward(image_HW) * window, self._apply_mask(kspace_CHW) * window
+        dims = (-3, -2, -1)
+        return (predicted.conj() * measured).real.sum(dims) / (predicted.abs() ** 2).sum(dims).clamp_min(1e-30)
+
     __call__ = forward
 
 
@@ -60,3 +75,12 @@ def sense_combine(coil_images_CHW: torch.Tensor, maps_CHW: torch.Tensor) -> torc
 def rss(coil_images_CHW: torch.Tensor, dim: int = -3) -> torch.Tensor:
     """Root-sum-of-squares magnitude over the coil axis."""
     return coil_images_CHW.abs().pow(2).sum(dim=dim).sqrt()
+
+
+def low_frequency_window(kspace_CHW: torch.Tensor, width: float) -> torch.Tensor:
+    """A centred Gaussian over k-space ``(H, W)`` with standard deviation ``width`` x the matrix on each axis."""
+    real = kspace_CHW.real.dtype
+    rows, cols = (
+        (torch.arange(n, dtype=real, device=kspace_CHW.device) - n // 2) / n for n in kspace_CHW.shape[-2:]
+    )  # k-space centre at index n // 2, as fft2c puts it
+    return torch.exp(-(rows[:, None] ** 2 + cols[None, :] ** 2) / (2 * width**2))
