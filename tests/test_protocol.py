@@ -4,6 +4,7 @@ autoencoder is checked against the capacity floor before a stage builds on it, a
 carries its whole validation curve."""
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -241,3 +242,28 @@ def test_retrain_skips_only_a_checkpoint_shipped_under_the_protocol_by_the_curre
     monkeypatch.setattr(retrain, "MANIFEST", tmp_path / "manifest.json")
     monkeypatch.setattr(unet, "shipped_checkpoint", classmethod(lambda cls, profile: path))
     assert retrain.shipped_under_protocol("unet", None) is skipped
+
+
+def test_retrain_stops_only_the_chain_whose_stage_is_refused_and_exits_nonzero(monkeypatch, capsys):
+    from benchmark.errors import InputError
+    from benchmark.training import retrain
+
+    order = [("mdpg", "autoencoder"), ("mdpg", "prior"), ("mdpg", "unrolled"), ("unet", None)]
+    trained = []
+
+    def fake_train(request):
+        if request.stage == "prior":
+            raise InputError("mdpg prior builds on autoencoder, which has not passed its capacity check")
+        trained.append((request.method, request.stage))
+
+    monkeypatch.setattr(retrain, "retrain_order", lambda: order)
+    monkeypatch.setattr(retrain, "shipped_under_protocol", lambda method, stage: False)
+    monkeypatch.setattr(retrain, "train", fake_train)
+    monkeypatch.setattr(retrain, "resolve_data", lambda requested: Path("data"))
+    with pytest.raises(SystemExit) as stop:
+        retrain.main([])
+    assert stop.value.code == 2
+    assert trained == [("mdpg", "autoencoder"), ("unet", None)]  # unrolled never trains on a refused prior
+    captured = capsys.readouterr()
+    assert "mdpg:prior: mdpg prior builds on autoencoder" in captured.err and "Traceback" not in captured.err
+    assert "mdpg:unrolled: not trained, its chain stopped" in captured.out

@@ -5,13 +5,15 @@ ones it builds on, in ``registry.STAGES`` order), then the single-stage methods.
 METHOD [--stage STAGE] --profile tiny --ship --resume --save-every 50`` into ``results/training/<method>
 [-<stage>]-tiny/``, so a stopped session continues where it was, and a checkpoint already shipped under the
 protocol (its manifest entry records what it saw and was written by the current recipe) is skipped. A
-stage built on an autoencoder that missed its capacity check stops the chain unless ``--below-capacity``.
+stage built on an autoencoder that missed its capacity check stops its chain (one line; the other methods still
+train, and the command exits 2) unless ``--below-capacity``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import torch
 
 from benchmark.checkpoint import MANIFEST, plain_values
 from benchmark.cli_args import resolve_data
+from benchmark.errors import InputError
 from benchmark.registry import STAGES, get_training_class
 from benchmark.training.loop import TrainRequest, train
 from benchmark.training.plan import training_units
@@ -52,9 +55,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print what would train, in order, and stop")
     args = parser.parse_args(argv)
     wanted = {item.strip() for item in args.only.split(",")} if args.only else None
+    stopped: dict[str, str] = {}  # chain -> why its remaining stages do not train
     for method, stage in retrain_order():
         label = f"{method}:{stage}" if stage else method
         if wanted is not None and label not in wanted and method not in wanted:
+            continue
+        if method in stopped:
+            print(f"{label}: not trained, its chain stopped ({stopped[method]})")
             continue
         if shipped_under_protocol(method, stage):
             print(f"{label}: shipped under the protocol, skipped")
@@ -67,7 +74,13 @@ def main(argv: list[str] | None = None) -> None:
             method, "tiny", resolve_data(args.data), out, resume=True, save_every=SAVE_EVERY, ship=True,
             stage=stage, below_capacity=args.below_capacity,
         )  # fmt: skip
-        train(request)
+        try:
+            train(request)
+        except InputError as error:  # e.g. a missed capacity check: the other methods still train
+            stopped[method] = str(error)
+            print(f"{label}: {error}", file=sys.stderr)
+    if stopped:
+        raise SystemExit(2)
 
 
 if __name__ == "__main__":
