@@ -48,6 +48,7 @@ from benchmark.recipes import PROTOCOLS, TINY_PROTOCOL, TrainConfig, protocol_br
 from benchmark.registry import get_training_class
 from benchmark.runner.environment import git_commit, resolve_device
 from benchmark.seeds import derive_seed
+from benchmark.training.capacity import capacity_gate
 from benchmark.training.optim import Optimizers
 
 #: What a training run writes into its folder.
@@ -455,27 +456,6 @@ class Trainer:
             "best_step": best_step, "last_step": self.step, "capacity": self.capacity,
         }  # fmt: skip
         record_shipped(target, command, self.data_hash, commit, self.trainval_hash, training)
-
-
-def capacity_gate(method: LearnedMethod, profile: str, below_capacity: bool) -> dict | None:
-    """The capacity checks of the earlier stages ``method`` builds on (``None`` if none is checked); an error if
-    one missed the protocol's floor (or predates the check), unless ``below_capacity`` lets it train anyway."""
-    checks = {name: parent.capacity for name, parent in method.parents.items() if parent.capacity_checked}
-    if not checks:
-        return None
-    missed = [name for name, check in checks.items() if not (check or {}).get("passed")]
-    if missed and not below_capacity:
-        found = "; ".join(f"{name}: {_capacity_text(checks[name])}" for name in missed)
-        raise InputError(f"{method.name} {method.stage} builds on {', '.join(missed)}, which has not passed its "
-                         f"capacity check ({found}); retrain it, or pass --below-capacity to train on it anyway "
-                         "(recorded in the checkpoint and the manifest)")  # fmt: skip
-    return {"parents": checks, "below_capacity": bool(missed)}
-
-
-def _capacity_text(check: dict | None) -> str:
-    if check is None:
-        return "its checkpoint predates the check"
-    return f"{check['val_psnr']:.2f} dB < {check['floor_db']:.0f} dB"
 
 
 def train(request: TrainRequest) -> Path:

@@ -1,0 +1,28 @@
+"""The capacity gate: a stage built on a latent method's autoencoder trains only on one that passed the
+protocol's capacity floor, unless asked to train below it (recorded)."""
+
+from __future__ import annotations
+
+from benchmark.errors import InputError
+from benchmark.method import LearnedMethod
+
+
+def capacity_gate(method: LearnedMethod, profile: str, below_capacity: bool) -> dict | None:
+    """The capacity checks of the earlier stages ``method`` builds on (``None`` if none is checked); an error if
+    one missed the protocol's floor (or predates the check), unless ``below_capacity`` lets it train anyway."""
+    checks = {name: parent.capacity for name, parent in method.parents.items() if parent.capacity_checked}
+    if not checks:
+        return None
+    missed = [name for name, check in checks.items() if not (check or {}).get("passed")]
+    if missed and not below_capacity:
+        found = "; ".join(f"{name}: {_capacity_text(checks[name])}" for name in missed)
+        raise InputError(f"{method.name} {method.stage} builds on {', '.join(missed)}, which has not passed its "
+                         f"capacity check ({found}); retrain it, or pass --below-capacity to train on it anyway "
+                         "(recorded in the checkpoint and the manifest)")  # fmt: skip
+    return {"parents": checks, "below_capacity": bool(missed)}
+
+
+def _capacity_text(check: dict | None) -> str:
+    if check is None:
+        return "its checkpoint predates the check"
+    return f"{check['val_psnr']:.2f} dB < {check['floor_db']:.0f} dB"
