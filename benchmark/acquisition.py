@@ -51,12 +51,13 @@ def acquire(
     pattern: str,
     acceleration: int,
     policy: str,
+    seed: int = 0,
 ) -> Acquisition:
     """Undersample fully sampled ``kspace`` ``(B, C, H, W)`` with ``mask`` ``(B, H, W)`` and normalise it by
-    ``policy`` (``SCALE_POLICIES``), from the measurements only."""
+    ``policy`` (``SCALE_POLICIES``), from the measurements only; ``seed`` seeds the method's own draws."""
     measured = kspace * mask[:, None]
     scale = _measured_scale(measured, maps, mask, policy)
-    return Acquisition(ReconBatch(_divided(measured, scale), mask, maps, pattern, acceleration), scale)
+    return Acquisition(ReconBatch(_divided(measured, scale), mask, maps, pattern, acceleration, seed), scale)
 
 
 def _measured_scale(measured: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor, policy: str) -> torch.Tensor:

@@ -35,6 +35,9 @@ class ReconBatch:
     maps: torch.Tensor  # (B, C, H, W) complex64
     pattern: str  # mask pattern name, e.g. "radial" (``benchmark.masks.PATTERNS``)
     acceleration: int
+    #: Seed of the method's own random draws (sampling methods seed their generator from it, never from the
+    #: global RNG): the run's seed label, so a batch reconstructs the same whatever ran before it.
+    seed: int = 0
 
     def operator(self) -> MultiCoilOperator:
         """``A = M F S`` for this batch (from ``benchmark.physics``, shared by all methods)."""
@@ -49,9 +52,9 @@ class ReconBatch:
 
     @staticmethod
     def concatenated(parts: list[ReconBatch]) -> ReconBatch:
-        """Batches of one pattern and acceleration joined along the batch axis (slices of several volumes)."""
-        if len({(part.pattern, part.acceleration) for part in parts}) != 1:
-            raise ValueError("only batches of one mask pattern and acceleration can be joined")
+        """Batches of one pattern, acceleration and seed joined along the batch axis (slices of several volumes)."""
+        if len({(part.pattern, part.acceleration, part.seed) for part in parts}) != 1:
+            raise ValueError("only batches of one mask pattern, acceleration and seed can be joined")
         joined = {name: torch.cat([getattr(part, name) for part in parts]) for name in ("kspace", "mask", "maps")}
         return replace(parts[0], **joined)
 

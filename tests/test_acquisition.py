@@ -79,10 +79,12 @@ def test_volume_masks_are_the_seeded_masks_of_each_slice():
     assert not torch.equal(masks[0], masks[1])
 
 
-def test_batches_join_and_split_along_slices_and_refuse_mixed_masks():
+def test_batches_join_and_split_along_slices_and_refuse_mixed_masks_or_seeds():
     kspace, maps, mask = slices()
     batch = ReconBatch(kspace, mask, maps, "radial", 32)
     joined = ReconBatch.concatenated([batch.select([2]), batch.select([0, 1])])
     assert torch.equal(joined.kspace, kspace[[2, 0, 1]]) and torch.equal(joined.maps, maps[[2, 0, 1]])
     with pytest.raises(ValueError, match="one mask pattern"):
         ReconBatch.concatenated([batch, ReconBatch(kspace, mask, maps, "cartesian_x", 32)])
+    with pytest.raises(ValueError, match="seed"):  # one batch, one stream of draws
+        ReconBatch.concatenated([batch, ReconBatch(kspace, mask, maps, "radial", 32, seed=1)])

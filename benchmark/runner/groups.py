@@ -62,7 +62,8 @@ def infer_group(
 
     Under ``measured`` normalisation each volume's k-space is divided by its own measured scale and its images
     are multiplied back. Runtime is seconds per image of the timed ``reconstruct`` call, after an untimed warm-up
-    call when ``warm_up``; the global RNGs are seeded with ``seed`` after the warm-up.
+    call when ``warm_up``. Every batch carries ``seed`` (sampling methods seed their own generator from it); the global
+    RNGs are seeded with it too, after the warm-up, for libraries that draw from them (sigpy's power iteration).
     """
     scales, items = {}, []
     for unit in units:
@@ -70,7 +71,9 @@ def infer_group(
         num_slices, shape = volume["kspace"].shape[0], tuple(volume["kspace"].shape[-2:])
         masks = volume_masks(unit.pattern, unit.file.name, num_slices, shape, settings.acceleration)
         policy = scale_policy(settings.normalization, per="volume")
-        acquisition = acquire(volume["kspace"], volume["maps"], masks, unit.pattern, settings.acceleration, policy)
+        acquisition = acquire(
+            volume["kspace"], volume["maps"], masks, unit.pattern, settings.acceleration, policy, seed
+        )
         scales[unit] = float(acquisition.scale[0])
         items += [_Slice(unit, acquisition.batch.select([s])) for s in range(num_slices)]
     batches = [items[start : start + settings.batch_size] for start in range(0, len(items), settings.batch_size)]

@@ -44,7 +44,7 @@ class DiffuseRecon(LearnedMethod):
         return image * scale[:, None, None]
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
-        self.generator.manual_seed(torch.initial_seed())  # the runner seeds the global RNG per unit
+        self.generator.manual_seed(batch.seed)
         c = self.config
         return self._sample(batch, c.samples, c.coarse_steps, c.refine_steps)
 

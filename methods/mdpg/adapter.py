@@ -130,7 +130,7 @@ class PriorStage(_Stage):
         )
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
-        self.generator.manual_seed(torch.initial_seed())
+        self.generator.manual_seed(batch.seed)
         zero_filled, _, scale = scaled_inputs(batch)
         return to_complex(self.prior_image(zero_filled, self.config.ddim_steps)) * scale[:, None, None]
 
@@ -188,7 +188,7 @@ class MDPG(_Stage):
         return self.model(zero_filled, kspace, batch.mask, batch.maps, prior) * scale[:, None, None]
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
-        self.generator.manual_seed(torch.initial_seed())  # the runner seeds the global RNG per unit
+        self.generator.manual_seed(batch.seed)
         return self._reconstruct(batch)
 
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:

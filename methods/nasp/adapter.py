@@ -194,7 +194,7 @@ class TransformerStage(LearnedMethod):
         return to_channels(batch.operator().adjoint(batch.kspace)), pattern
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
-        self.generator.manual_seed(torch.initial_seed())  # the runner seeds the global RNG per unit
+        self.generator.manual_seed(batch.seed)
         image, pattern = self._inputs(batch)
         self.model.transformer.set_fused_attention(self.switches["sdpa"])
         run = self._transformer_run()
