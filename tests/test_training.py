@@ -153,14 +153,22 @@ DDP_SCRIPT = textwrap.dedent(
     data, out, steps, batch = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     trainer = Trainer(TrainRequest(method="unet", profile="tiny", data=data, out=out, device="cpu", steps=steps,
                                    batch_size=batch, size=(64, 64)))
+    held, losses = [], trainer.method.training_losses
+
+    def recording(batch, target):  # what the method holds while it computes a training loss
+        held.append(trainer.method.model)
+        yield from losses(batch, target)
+
+    trainer.method.training_losses = recording
     trainer.fit()
     rank = dist.get_rank() if dist.is_initialized() else 0
+    assert held and all(model is trainer.model for model in held), "the method held a wrapper, not its network"
     torch.save(trainer.model.state_dict(), out / f"rank{rank}.pt")
     """
 )
 
 
-def test_ddp_two_ranks_agree_and_match_one_process_on_the_same_global_batch(small_embedded, tmp_path):
+def test_ddp_two_ranks_agree_match_one_process_and_methods_hold_bare_networks(small_embedded, tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
     root = str(Path(__file__).resolve().parents[1])

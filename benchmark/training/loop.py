@@ -9,7 +9,8 @@ Determinism across resumes and ranks: the slice order is ``DistributedSampler``'
 (seed, epoch), cut into batches whose slices share one coil count (``epoch_batches``); each step draws
 one mask pattern from (seed, step) for every rank, and each slice's mask from (seed, step, slice
 index). Under torchrun every rank sees different slices with identical masks
-rules, gradients are averaged by DDP, and only rank 0 validates, logs and writes.
+rules, gradients are averaged by DDP (applied in place by ``replicate``, so a method only ever holds its bare
+networks), and only rank 0 validates, logs and writes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
+from torch.distributed._composable import replicate
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
@@ -209,8 +210,10 @@ class Trainer:
         if request.resume and (request.out / "last.pt").exists():
             self._restore(request.out / "last.pt")
         if self.world > 1:
-            for name, module in self.modules.items():
-                setattr(self.method, name, DistributedDataParallel(module))
+            # DDP in place (forward hooks on the module itself): the method keeps its bare networks, and a
+            # forward pass through the network's root module all-reduces its gradients, as DDP's wrapper does.
+            for module in self.modules.values():
+                replicate(module)
 
     def _seed_rank(self) -> None:
         """Under torchrun, give each rank its own random stream once the (identical) weights exist, so

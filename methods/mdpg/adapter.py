@@ -124,9 +124,8 @@ class PriorStage(_Stage):
         return {"prior": asdict(self.config), "autoencoder": asdict(cfg.AUTOENCODER_CONFIGS[self.profile])}
 
     def prior_image(self, zero_filled: torch.Tensor, steps: int) -> torch.Tensor:
-        model = getattr(self.model, "module", self.model)
         return sample_prior(
-            model.autoencoder, model.prior, self.scheduler, to_channels(zero_filled), self.generator, steps
+            self.model.autoencoder, self.model.prior, self.scheduler, to_channels(zero_filled), self.generator, steps
         )
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
@@ -135,13 +134,12 @@ class PriorStage(_Stage):
         return to_complex(self.prior_image(zero_filled, self.config.ddim_steps)) * scale[:, None, None]
 
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
-        model = getattr(self.model, "module", self.model)
         zero_filled, _, scale = scaled_inputs(batch)
         with torch.no_grad():
-            clean = model.autoencoder.encode(fully_sampled(batch, target, scale))
-            model.prior.measure_scale(clean)
-            clean = clean * model.prior.latent_scale
-            condition = model.autoencoder.encode(to_channels(zero_filled)) * model.prior.latent_scale
+            clean = self.model.autoencoder.encode(fully_sampled(batch, target, scale))
+            self.model.prior.measure_scale(clean)
+            clean = clean * self.model.prior.latent_scale
+            condition = self.model.autoencoder.encode(to_channels(zero_filled)) * self.model.prior.latent_scale
         noise = torch.randn_like(clean)
         steps = torch.randint(0, self.config.train_timesteps, (clean.shape[0],), device=clean.device)
         noisy = self.scheduler.add_noise(clean, noise, steps.cpu()).to(clean.device)
@@ -178,9 +176,8 @@ class MDPG(_Stage):
                 "autoencoder": asdict(cfg.AUTOENCODER_CONFIGS[self.profile])}  # fmt: skip
 
     def _reconstruct(self, batch: ReconBatch) -> torch.Tensor:
-        model = getattr(self.model, "module", self.model)
         zero_filled, kspace, scale = scaled_inputs(batch)
-        stage_one = model.stage_one
+        stage_one = self.model.stage_one
         # The frozen prior samples in float32 in training too (the loop's bf16 autocast would change its numbers).
         with torch.no_grad(), torch.autocast(zero_filled.device.type, enabled=False):
             prior = sample_prior(stage_one.autoencoder, stage_one.prior, self.scheduler, to_channels(zero_filled),

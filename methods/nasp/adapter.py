@@ -223,11 +223,10 @@ class TransformerStage(LearnedMethod):
 
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
         image, pattern = self._inputs(batch)
-        network = getattr(self.model, "module", self.model)  # under torchrun, self.model is the DDP wrapper
         levels = [to_channels(x) for x in level_images(target.kspace, batch.maps, target.hierarchy)]
-        indices = network.tokens(levels, pattern)
+        indices = self.model.tokens(levels, pattern)
         logits = self.model(image, indices, pattern)
-        begin = network.transformer.begin_ends[1][0]
+        begin = self.model.transformer.begin_ends[1][0]
         labels = torch.cat(indices[1:], dim=1)
         yield "model", F.cross_entropy(logits[:, begin:].reshape(-1, logits.shape[-1]), labels.reshape(-1))
 

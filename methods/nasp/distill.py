@@ -93,8 +93,7 @@ class DistillStage(TransformerStage):
 
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
         image, pattern = self._inputs(batch)
-        network = getattr(self.model, "module", self.model)  # under torchrun, self.model is the DDP wrapper
-        indices = rollout(network, image, pattern)
+        indices = rollout(self.model, image, pattern)
         yield "model", self.distillation_loss(image, pattern, fully_sampled_image(batch, target), indices)
 
     def distillation_loss(
@@ -104,5 +103,5 @@ class DistillStage(TransformerStage):
         student_logits = self.model(image_B3HW, indices, pattern_B)
         with torch.no_grad():
             teacher_logits = self.teacher(image_B3HW, indices, pattern_B, privileged_B3HW)
-        begin_ends = getattr(self.model, "module", self.model).transformer.begin_ends
+        begin_ends = self.model.transformer.begin_ends
         return scale_averaged_reverse_kl(student_logits, teacher_logits, begin_ends)
