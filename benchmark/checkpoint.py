@@ -20,13 +20,14 @@ import torch
 
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path, sha256_file
+from benchmark.shipped import CHECKPOINTS, shipped_root
 
 #: 2: adds ``training_setting``; trained under measurement-based normalisation.
 FORMAT_VERSION = 2
 #: The shipped checkpoints: ``$MRIBENCH_CHECKPOINTS`` if set, else ``results/checkpoints`` of the source tree this
-#: package runs from (an editable install, as the README sets up).
+#: package runs from (the README's editable install), else the copy a wheel carries (``benchmark.shipped``).
 CHECKPOINT_ROOT = Path(
-    os.environ.get("MRIBENCH_CHECKPOINTS") or Path(__file__).parents[1] / "results" / "checkpoints"
+    os.environ.get("MRIBENCH_CHECKPOINTS") or shipped_root() / CHECKPOINTS
 ).resolve()  # resolved: the manifest check compares resolved paths against it
 MANIFEST = CHECKPOINT_ROOT / "manifest.json"
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.shipped import PAPER_TABLES, shipped_root
+
 #: The paper's methods, in its table order, under this suite's registry names.
 PAPER_METHODS = ("unet", "swinunet", "e2evarnet", "recurrentvarnet", "diffuserecon", "mdpg", "mambarecon", "nasp")
 TABLE_IDS = {
@@ -16,7 +18,7 @@ TABLE_IDS = {
     "Supp. Table 1": "supp_table1",
     "Supp. Table 2": "supp_table2",
 }
-PAPER_CSV = Path(__file__).resolve().parents[2] / "results" / "paper" / "paper_tables.csv"
+PAPER_CSV = shipped_root() / PAPER_TABLES
 
 
 @lru_cache(maxsize=1)
