@@ -130,6 +130,16 @@ def _verify_manifest(path: Path) -> None:
         raise BenchmarkError(f"{path} does not match the sha256 in {MANIFEST.name} (modified or corrupt)")
 
 
+def checkpoint_reference(path: Path) -> dict:
+    """A parent checkpoint as a child's provenance records it: its path relative to the checkpoint root when it
+    is a shipped one (the same on every machine), else as given, and its sha256 (what identifies it)."""
+    try:
+        shown = Path(path).resolve().relative_to(CHECKPOINT_ROOT).as_posix()
+    except ValueError:
+        shown = str(path)
+    return {"path": shown, "sha256": sha256_file(path)}
+
+
 def record_shipped(
     path: Path, command: str, data_hash: str, git_commit: str, trainval_hash: str | None = None,
     training: dict | None = None,

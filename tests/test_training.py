@@ -13,7 +13,7 @@ import torch
 from fastmri.models.varnet import VarNetBlock
 
 from benchmark import checkpoint as checkpoint_module
-from benchmark.checkpoint import load_checkpoint, plain_values, record_shipped
+from benchmark.checkpoint import CHECKPOINT_ROOT, checkpoint_reference, load_checkpoint, plain_values, record_shipped
 from benchmark.data import LoadOptions, SliceDataset, dataset_files
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.masks import make_mask
@@ -331,3 +331,14 @@ def test_train_names_best_pt_only_once_it_exists(small_embedded, tmp_path):
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert f"best checkpoint: {tmp_path / 'run' / 'best.pt'}" in finished.stdout
     assert (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_a_parent_checkpoint_is_recorded_by_its_place_under_the_checkpoint_root_and_its_digest(tmp_path):
+    import hashlib
+
+    shipped = CHECKPOINT_ROOT / "unet" / "tiny.pt"
+    digest = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert checkpoint_reference(shipped) == {"path": "unet/tiny.pt", "sha256": digest}  # the same on every machine
+    elsewhere = tmp_path / "best.pt"
+    elsewhere.write_bytes(shipped.read_bytes())
+    assert checkpoint_reference(elsewhere) == {"path": str(elsewhere), "sha256": digest}

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from benchmark.io import sha256_file
+from benchmark.checkpoint import checkpoint_reference
 from benchmark.losses import magnitude_loss
 from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget, to_channels, to_complex, zero_filled_and_scale
 from benchmark.physics import MultiCoilOperator
@@ -54,7 +54,7 @@ class _Stage(LearnedMethod):
         if not self._for_training:
             return stage.assemble(self.profile)
         parent = self.load_parent(stage)  # a missing checkpoint: one clear line
-        self._record = {stage.stage: {"path": str(parent.checkpoint), "sha256": sha256_file(parent.checkpoint)}}
+        self._record = {stage.stage: checkpoint_reference(parent.checkpoint)}
         return parent.model.requires_grad_(False)
 
     def provenance(self) -> dict:

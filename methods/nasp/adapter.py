@@ -21,6 +21,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from fastmri.losses import SSIMLoss
 
+from benchmark.checkpoint import checkpoint_reference
 from benchmark.io import sha256_file
 from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget
 from methods.nasp.config import TOKENIZER_CONFIGS, TOKENIZER_TRAIN, TRANSFORMER_CONFIGS, TRANSFORMER_TRAIN
@@ -182,7 +183,7 @@ class TransformerStage(LearnedMethod):
         elif self._for_training:  # a trained transformer checkpoint carries its tokenizer's weights itself
             stage = self.load_parent(self.tokenizer_stage)
             tokenizer.load_state_dict(stage.model.state_dict())
-            self._record = {"tokenizer": {"path": str(stage.checkpoint), "sha256": sha256_file(stage.checkpoint)}}
+            self._record = {"tokenizer": checkpoint_reference(stage.checkpoint)}
         return NASPModel(tokenizer, self.config)
 
     def provenance(self) -> dict:

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from benchmark.checkpoint import checkpoint_reference
 from benchmark.errors import BenchmarkError
-from benchmark.io import sha256_file
 from benchmark.method import ReconBatch, TrainingTarget
 from benchmark.recipes import TINY_PROTOCOL, TrainConfig
 from methods.nasp.adapter import TransformerStage
@@ -120,5 +120,4 @@ class TeacherStage(TransformerStage):
 
 def stage_record(stage: TransformerStage) -> dict:
     """What a checkpoint was built from: path, sha256, and that checkpoint's own provenance (the chain)."""
-    path = stage.checkpoint
-    return {"path": str(path), "sha256": sha256_file(path), "provenance": stage.checkpoint_provenance}
+    return {**checkpoint_reference(stage.checkpoint), "provenance": stage.checkpoint_provenance}
