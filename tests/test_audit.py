@@ -1,16 +1,39 @@
-"""Hallucination audit: the null-space split against its algebra and closed forms."""
+"""Hallucination audit: the null-space split against its algebra and closed forms; the lesion split against
+the physics (its k-space difference is F(S ℓ), confined to the lesions) and its placement and balance rules."""
 
+import shutil
+from collections import Counter
+
+import h5py
 import numpy as np
+import pytest
 import torch
+from scipy import ndimage
 
+from benchmark.audit.lesions import (
+    LESION_CONTRASTS,
+    LESION_RADII,
+    LESIONS_PER_SLICE,
+    SITE_SPACING,
+    SKULL_CLEARANCE_PX,
+    Lesion,
+    draw_lesions,
+    interior_region,
+    place_lesions,
+    sidecar_path,
+    smooth_disc,
+    write_lesion_split,
+)
 from benchmark.audit.nullspace import (
     data_consistency_error,
     measurement_projection,
     null_space_split,
     slice_operator,
 )
-from benchmark.data import LoadOptions, SliceDataset, dataset_files
+from benchmark.data import LoadOptions, SliceDataset, dataset_files, verify_dataset
+from benchmark.errors import BenchmarkError
 from benchmark.masks import make_mask
+from benchmark.metrics.region import HEAD_MARGIN_PX
 from benchmark.physics import fft2c, ifft2c, normalize_maps
 
 
@@ -85,3 +108,70 @@ def test_zero_filling_scores_nhe_one_the_truth_zero_and_its_data_consistency(sma
     assert (dc < 1e-6).all() and torch.allclose(
         data_consistency_error(operator, 0 * truth, measured), torch.ones(2, dtype=torch.float64)
     )
+
+
+def test_the_lesion_split_adds_exactly_the_lesions_k_space_and_keeps_names_noise_and_manifest(small_embedded, tmp_path):
+    out = write_lesion_split(small_embedded, tmp_path / "lesions")
+    assert verify_dataset(out, check_hashes=True)
+    sources = {path.name: path for path in dataset_files(small_embedded, "test")}
+    written = dataset_files(out, "test")
+    assert sorted(path.name for path in written) == sorted(sources)  # same names: the same masks
+    for path in written:
+        with h5py.File(path) as lesioned, h5py.File(sources[path.name]) as source, \
+                h5py.File(sidecar_path(out, path.name)) as sidecar:  # fmt: skip
+            assert sidecar.attrs["source_file"] == path.name
+            assert lesioned.attrs["kspace_noise_sigma"] == source.attrs["kspace_noise_sigma"]
+            maps = torch.from_numpy(lesioned["sensitivity_maps"][()])
+            torch.testing.assert_close(maps, torch.from_numpy(source["sensitivity_maps"][()]), rtol=0, atol=0)
+            lesion = torch.from_numpy(sidecar["lesion_image"][()])
+            labels = sidecar["lesion_labels"][()]
+            added = torch.from_numpy(lesioned["kspace"][()]) - torch.from_numpy(source["kspace"][()])
+        expected = fft2c(maps[None] * lesion[:, None])  # F(S ℓ), computed here with the shared FFT
+        scale = float(torch.from_numpy(h5py.File(sources[path.name])["kspace"][()]).abs().max())
+        torch.testing.assert_close(added, expected, rtol=0, atol=2e-6 * scale)  # float32 storage of y and y_L
+        energy = ifft2c(added).abs().pow(2).sum(1).numpy()  # every coil's image of the difference
+        support = ndimage.binary_dilation(labels > 0, iterations=2)
+        assert energy[~support].sum() < 0.01 * energy.sum()
+
+
+def test_lesions_lie_inside_the_head_apart_and_their_classes_are_balanced_over_the_split():
+    generator = np.random.default_rng(0)
+    rows, cols = np.ogrid[:256, :256]
+    head = np.hypot(rows - 128, cols - 128) < 100  # a uniform disc "head" of radius 100
+    image = head * (1.0 + 0.1 * generator.standard_normal((256, 256)))
+    interior = interior_region(image)
+    number, classes = 0, []
+    for _ in range(12):
+        lesions, number = place_lesions(image, number, generator)
+        assert len(lesions) == LESIONS_PER_SLICE  # a 100-pixel head has room for four
+        for a in lesions:
+            # The whole disc (edge at ρ + 0.5) stays the clearance inside the head region (the disc grown by 3 px).
+            assert interior[a.row, a.col]
+            assert np.hypot(a.row - 128, a.col - 128) + a.radius + 0.5 <= 100 + HEAD_MARGIN_PX - SKULL_CLEARANCE_PX
+            for b in lesions:
+                if a is not b:
+                    assert np.hypot(a.row - b.row, a.col - b.col) >= SITE_SPACING * max(a.radius, b.radius)
+        classes += [(lesion.radius, lesion.contrast) for lesion in lesions]
+    counts = Counter(classes)
+    assert len(counts) == len(LESION_RADII) * len(LESION_CONTRASTS) and set(counts.values()) == {2}  # 48 = 2 x 24
+
+
+def test_a_lesion_carries_its_contrast_of_the_local_background_on_the_truths_phase():
+    image = np.full((64, 64), 3.0 * np.exp(1j * 0.7))
+    lesion_image, labels, (drawn,) = draw_lesions(image, [Lesion(32, 32, 3.0, -0.2)])
+    assert drawn.background == pytest.approx(3.0, rel=1e-12)
+    disc = smooth_disc((64, 64), 32, 32, 3.0)
+    np.testing.assert_allclose(lesion_image, -0.2 * 3.0 * disc * np.exp(1j * 0.7), atol=1e-12)
+    assert disc[32, 32] == 1.0 and disc[32, 36] == 0.0 and 0 < disc[32, 35] < 1  # ρ = 3: edge between 2.5 and 3.5
+    assert (labels > 0).sum() == (disc > 0).sum()
+
+
+def test_a_source_without_stored_maps_is_one_line_and_leaves_nothing(small_embedded, tmp_path):
+    copy = tmp_path / "nomaps"
+    shutil.copytree(small_embedded, copy)
+    for path in dataset_files(copy, "test"):
+        with h5py.File(path, "a") as handle:
+            del handle["sensitivity_maps"]
+    with pytest.raises(BenchmarkError, match="has no stored sensitivity_maps"):
+        write_lesion_split(copy, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))

@@ -17,7 +17,11 @@ from benchmark.errors import BenchmarkError, DataError
 
 #: Files a dataset folder holds besides its volumes.
 DATASET_EXTRAS = (MANIFEST_NAME, "DATASET.md")
-BUILDER_NAMES = {"embedded": "an embedded dataset", "fastmri-convert": "a dataset converted from fastMRI files"}
+BUILDER_NAMES = {
+    "embedded": "an embedded dataset",
+    "fastmri-convert": "a dataset converted from fastMRI files",
+    "lesion": "a lesion split (benchmark audit)",
+}
 
 
 def check_replaceable(root: Path, builder: str) -> None:
@@ -46,7 +50,8 @@ def check_replaceable(root: Path, builder: str) -> None:
         raise BenchmarkError(
             f"{root} holds {what}, not {BUILDER_NAMES[builder]}; refusing to replace it: choose another --data"
         )
-    listed = {entry.path for entry in manifest["entries"]} | set(DATASET_EXTRAS)
+    # A lesion split's sidecars (never read by a method) are listed in its description, not as volumes.
+    listed = {entry.path for entry in manifest["entries"]} | set(DATASET_EXTRAS) | set(description.get("sidecars", []))
     unlisted = sorted(
         path.relative_to(root).as_posix()
         for path in root.rglob("*")
