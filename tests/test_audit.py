@@ -30,6 +30,13 @@ from benchmark.audit.nullspace import (
     null_space_split,
     slice_operator,
 )
+from benchmark.audit.observers import (
+    contrast_recovery,
+    detection_auc,
+    false_structures,
+    ideal_dprime,
+    observer_score,
+)
 from benchmark.data import LoadOptions, SliceDataset, dataset_files, verify_dataset
 from benchmark.errors import BenchmarkError
 from benchmark.masks import make_mask
@@ -175,3 +182,76 @@ def test_a_source_without_stored_maps_is_one_line_and_leaves_nothing(small_embed
     with pytest.raises(BenchmarkError, match="has no stored sensitivity_maps"):
         write_lesion_split(copy, tmp_path / "out")
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
+def uniform_head(value=2.0, size=96):
+    """A smooth, noise-free complex truth: a uniform disc of radius 44 on a constant phase."""
+    rows, cols = np.ogrid[:size, :size]
+    return value * (np.hypot(rows - size / 2, cols - size / 2) < 44) * np.exp(0.3j)
+
+
+def sites(contrast=0.2, radius=3.0):
+    return [Lesion(48, 30, radius, contrast, 2.0), Lesion(48, 66, radius, -contrast, 2.0),
+            Lesion(30, 48, radius, contrast, 2.0), Lesion(66, 48, radius, -contrast, 2.0)]  # fmt: skip
+
+
+def with_lesions(truth, lesions):
+    image, _, _ = draw_lesions(
+        truth, [Lesion(lesion.row, lesion.col, lesion.radius, lesion.contrast) for lesion in lesions]
+    )
+    return truth + image
+
+
+def test_contrast_recovery_and_detection_of_a_faithful_a_blind_and_a_blurring_reconstruction():
+    truth = uniform_head()
+    lesions = sites()
+    lesioned = with_lesions(truth, lesions)
+    faithful = [contrast_recovery(lesioned, truth, lesion) for lesion in lesions]
+    np.testing.assert_allclose(faithful, 1.0, atol=1e-12)
+    blind = [contrast_recovery(truth, truth, lesion) for lesion in lesions]  # ignores its input
+    np.testing.assert_allclose(blind, 0.0, atol=1e-12)
+    present = np.array([observer_score(lesioned, lesion) for lesion in lesions])
+    absent = np.array([observer_score(truth, lesion) for lesion in lesions])
+    assert detection_auc(present, absent) == 1.0 and detection_auc(absent, absent) == 0.5
+    # A Gaussian blur K: CR = ⟨b, K∗b⟩ / ⟨b, b⟩, here by Parseval: Σ|B(k)|² G(k) / Σ|B(k)|².
+    blur = 1.5
+    blurred = [contrast_recovery(ndimage.gaussian_filter(np.abs(lesioned), blur, mode="constant"),
+                                 ndimage.gaussian_filter(np.abs(truth), blur, mode="constant"), lesion)
+               for lesion in lesions]  # fmt: skip
+    spectrum = np.abs(np.fft.fft2(smooth_disc((96, 96), 48, 48, 3.0))) ** 2
+    frequencies = np.fft.fftfreq(96)
+    gain = np.exp(-2 * (np.pi * blur) ** 2 * (frequencies[:, None] ** 2 + frequencies[None, :] ** 2))
+    np.testing.assert_allclose(blurred, (spectrum * gain).sum() / spectrum.sum(), rtol=2e-3)
+
+
+def test_the_ideal_observer_dprime_matches_a_monte_carlo_of_the_measurements():
+    generator = np.random.default_rng(1)
+    maps = np.ones((1, 32, 32), dtype=np.complex128)
+    mask = generator.random((32, 32)) < 0.25
+    lesion = 0.5 * smooth_disc((32, 32), 16, 16, 3.0) * np.exp(0.4j)
+    sigma = 0.8
+    signal = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(lesion), norm="ortho"))[mask]  # M F S ℓ, S = 1
+    draws = 20000
+    real, imaginary = generator.standard_normal((2, draws, signal.size))
+    noise = (real + 1j * imaginary) * sigma / np.sqrt(2)  # E|n|² = σ², as the embedded data store σ
+    statistic = lambda y: (np.conj(signal) * y).real.sum(-1)  # noqa: E731  (the ideal, prewhitened observer)
+    absent, present = statistic(noise), statistic(signal + noise)
+    simulated = (present.mean() - absent.mean()) / absent.std()
+    assert ideal_dprime(maps, mask, lesion, sigma) == pytest.approx(simulated, rel=0.03)
+
+
+def test_the_false_structure_counter_finds_the_planted_spots_and_nothing_in_faint_noise():
+    truth = uniform_head()
+    interior = interior_region(truth)
+    planted = sites(contrast=0.2)
+    recon = with_lesions(truth, planted)
+    for sign in (1, -1):
+        found = false_structures(recon, truth, interior, 3.0, sign)
+        expected = [(lesion.row, lesion.col) for lesion in planted if np.sign(lesion.contrast) == sign]
+        assert sorted(found) == sorted(expected)
+    # Noise whose matched-filter response stays far below a 0.1-contrast lesion's: nothing is invented.
+    noisy = np.abs(truth) + 0.01 * np.random.default_rng(2).standard_normal(truth.shape)
+    assert (
+        false_structures(noisy, truth, interior, 3.0, 1) == []
+        and false_structures(noisy, truth, interior, 3.0, -1) == []
+    )

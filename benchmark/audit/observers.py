@@ -1,0 +1,92 @@
+"""What a reconstruction did to the known lesions, and what it invented where there were none.
+
+Per inserted lesion (``benchmark.audit.lesions``), on magnitudes in data units, with ``b`` its disc and
+``Δ = c · μ_bg · b`` the true magnitude change it makes (exact: the lesion is carried on the truth's phase):
+
+- **contrast recovery** ``CR = ⟨b, |x̂_L| - |x̂_0|⟩ / ⟨b, Δ⟩``: 1 faithful, 0 erased, above 1 exaggerated;
+- **detectability**: a non-prewhitening matched filter, the template ``w = sign(c) (b - (Σb/Σa) a)`` (``a`` the
+  annulus from ρ + 1.5 to 2ρ + 3.5 px, so a smooth background cancels), scores ``t = ⟨w, |x̂|⟩`` at the same
+  sites with (``x̂_L``) and without (``x̂_0``) the lesion; AUC is the Mann-Whitney statistic of the present
+  against the absent scores (``scipy.stats``; ties count one half), ``d' = √2 Φ⁻¹(AUC)``;
+- **the data's ceiling**: the ideal observer on the measurements, for a known lesion in white complex Gaussian
+  noise with ``E|n|² = σ²`` per sample (σ/√2 per real part, as the embedded data store it):
+  ``d'_data = √2 ‖M F S ℓ‖ / σ``; efficiency ``(d'_recon / d'_data)²``;
+- **false structures** (invented anatomy): the matched filter of each lesion size slid over the lesion-free
+  error ``|x̂_0| - |x_0|`` inside the head interior; a false structure is a local maximum (over a window of
+  ``SITE_SPACING`` radii) whose response exceeds what the faintest inserted lesion of that size and sign
+  (``|c| = 0.1``) would give on the local background there.
+
+Written here: these are the audit's definitions (FROC-style counting after Bhadra et al. 2021's maps); the AUC
+and Φ⁻¹ come from ``scipy.stats``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage, stats
+
+from benchmark.audit.lesions import LESION_CONTRASTS, SITE_SPACING, Lesion, smooth_disc
+from benchmark.physics.fft import numpy_fft2c
+
+#: The faintest inserted contrast: a false structure must out-respond a lesion of this contrast.
+FAINTEST_CONTRAST = min(abs(c) for c in LESION_CONTRASTS)
+
+
+def true_change(shape: tuple[int, int], lesion: Lesion) -> np.ndarray:
+    """``Δ = |x_L| - |x_0| = c · μ_bg · b``."""
+    return lesion.contrast * lesion.background * smooth_disc(shape, lesion.row, lesion.col, lesion.radius)
+
+
+def contrast_recovery(with_lesion: np.ndarray, without: np.ndarray, lesion: Lesion) -> float:
+    """CR of one lesion from the two reconstructions' magnitudes ``(H, W)``."""
+    disc = smooth_disc(with_lesion.shape, lesion.row, lesion.col, lesion.radius)
+    change = np.abs(with_lesion) - np.abs(without)
+    return float((disc * change).sum() / (disc * true_change(with_lesion.shape, lesion)).sum())
+
+
+def observer_template(shape: tuple[int, int], lesion: Lesion) -> np.ndarray:
+    """The NPW template: the disc minus an annulus of equal weight, signed so a present lesion raises ``t``."""
+    disc = smooth_disc(shape, lesion.row, lesion.col, lesion.radius)
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    distance = np.hypot(rows - lesion.row, cols - lesion.col)
+    annulus = ((distance >= lesion.radius + 1.5) & (distance <= 2 * lesion.radius + 3.5)).astype(np.float64)
+    return math.copysign(1.0, lesion.contrast) * (disc - disc.sum() / annulus.sum() * annulus)
+
+
+def observer_score(image: np.ndarray, lesion: Lesion) -> float:
+    """``t = ⟨w, |x̂|⟩`` at the lesion's site."""
+    return float((observer_template(image.shape, lesion) * np.abs(image)).sum())
+
+
+def detection_auc(present: np.ndarray, absent: np.ndarray) -> float:
+    """AUC of scores with the lesion against scores without (Mann-Whitney U / (n₁ n₀), ties one half)."""
+    return float(stats.mannwhitneyu(present, absent).statistic / (len(present) * len(absent)))
+
+
+def dprime_from_auc(auc: float) -> float:
+    """``√2 Φ⁻¹(AUC)`` (the equal-variance Gaussian observer's d'; infinite at AUC = 1)."""
+    return float(math.sqrt(2) * stats.norm.ppf(auc))
+
+
+def ideal_dprime(maps_CHW: np.ndarray, mask_HW: np.ndarray, lesion_HW: np.ndarray, sigma: float) -> float:
+    """The measurements' own d' for a known lesion ``ℓ``: ``√2 ‖M F S ℓ‖ / σ`` (σ: complex noise, E|n|² = σ²)."""
+    signal = numpy_fft2c(maps_CHW.astype(np.complex128) * lesion_HW[None]) * mask_HW[None]
+    return float(math.sqrt(2) * np.sqrt((np.abs(signal) ** 2).sum()) / sigma)
+
+
+def false_structures(
+    recon_0: np.ndarray, truth_0: np.ndarray, interior: np.ndarray, radius: float, sign: int
+) -> list[tuple[int, int]]:
+    """Sites ``(row, col)`` in ``interior`` where the lesion-free error looks like a lesion of ``radius`` and
+    ``sign`` (+1 bright, -1 dark) at least as strong as the faintest inserted one would on that background."""
+    half = math.ceil(radius + 0.5)
+    disc = smooth_disc((2 * half + 1, 2 * half + 1), half, half, radius)
+    error = np.abs(recon_0) - np.abs(truth_0)
+    response = sign * ndimage.correlate(error, disc, mode="constant")
+    background = ndimage.correlate(np.abs(truth_0), disc, mode="constant") / disc.sum()
+    threshold = FAINTEST_CONTRAST * background * (disc**2).sum()  # the faintest lesion's own response
+    window = 2 * math.ceil(SITE_SPACING * radius) + 1
+    peaks = (response == ndimage.maximum_filter(response, size=window, mode="constant")) & (response > threshold)
+    return [(int(r), int(c)) for r, c in np.argwhere(peaks & interior)]
