@@ -1,6 +1,6 @@
 """Command line: ``python -m benchmark <command>``.
 
-Commands: ``prepare``, ``run``, ``train``, ``methods``, ``report``, ``check``, ``weights`` and ``masks``,
+Commands: ``prepare``, ``run``, ``audit``, ``train``, ``methods``, ``report``, ``check``, ``weights`` and ``masks``,
 one small parser builder and one handler each. User errors print one line ``error: ...`` on stderr and
 exit with status 2; nothing is left half-written.
 """
@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 
 from benchmark.cli_args import (
+    NORMALIZATION_HELP,
+    add_grid_options,
     add_scoring,
     device_choice,
+    grid_config,
     int_list,
     nonnegative_int,
     positive_int,
@@ -22,15 +25,11 @@ from benchmark.cli_args import (
     resolve_scoring,
     split_list,
 )
+from benchmark.cli_audit import add_audit
 from benchmark.cli_results import add_check, add_perf, add_report
 from benchmark.data.normalization import NORMALIZATIONS
 from benchmark.errors import BenchmarkError
 from benchmark.masks import PATTERN_NAMES
-
-NORMALIZATION_HELP = (
-    "measured (default): divide by a scale from the R=32 measurements only; slice_max: by the target's "
-    "maximum (the paper authors' pipeline); none"
-)
 
 
 def _prepare(args: argparse.Namespace) -> None:
@@ -86,36 +85,16 @@ def _masks(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from benchmark.data.fastmri import LoadOptions
-    from benchmark.runner import RunConfig, run_benchmark, summarize
-    from benchmark.runner.config import default_batch_size
-    from benchmark.runner.environment import resolve_device
+    from benchmark.runner import run_benchmark, summarize
     from benchmark.runner.run import VOLUME_TABLE_FILE
     from benchmark.runner.shard import current_shard
 
-    methods = tuple(split_list(args.methods))
-    data = resolve_data(args.data)
     accelerations = int_list(args.acceleration, "--acceleration")
-    name = f"{args.profile}-{'+'.join(methods)}" + (
+    name = f"{args.profile}-{'+'.join(split_list(args.methods))}" + (
         f"-R{'-'.join(map(str, accelerations))}" if len(accelerations) > 1 else ""
     )
     out = Path(args.out) if args.out else Path("results/runs") / name
-    config = RunConfig(
-        methods=methods,
-        masks=tuple(split_list(args.masks)),
-        contrasts=tuple(split_list(args.contrasts)),
-        data=data,
-        out=out,
-        acceleration=accelerations[0],
-        split=args.split,
-        profile=args.profile,
-        device=args.device,
-        batch_size=args.batch_size or default_batch_size(resolve_device(args.device).type),
-        seed=args.seed,
-        load=LoadOptions(size=tuple(args.size), target=args.target, normalization=args.normalization),
-        checkpoints=tuple(_checkpoint_pair(text) for text in args.checkpoint or ()),
-        allow_mismatch=args.allow_mismatch,
-    )
+    config = grid_config(args, out, accelerations[0])
     leader = current_shard().leader  # under torchrun, rank 0 alone prints
     if leader:
         print(f"run directory: {out}")
@@ -212,23 +191,14 @@ def _train(args: argparse.Namespace) -> None:
         print(f"no best checkpoint yet (stopped before the first validation); continue with --resume --out {out}")
 
 
-def _checkpoint_pair(text: str) -> tuple[str, Path]:
-    method, sep, path = text.partition("=")
-    if not sep or not method or not path:
-        raise BenchmarkError(f"--checkpoint must look like METHOD=PATH, got {text!r}")
-    if not Path(path).is_file():
-        raise BenchmarkError(f"--checkpoint {method}: {path} is not a file")
-    return method.strip(), Path(path)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark",
         description="Benchmark harness for extreme-acceleration (R=32) multi-coil MRI reconstruction.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    builders = (_add_prepare, _add_run, _add_train, _add_methods, add_report, add_check, _add_weights, _add_masks,
-                add_perf)  # fmt: skip
+    builders = (_add_prepare, _add_run, add_audit, _add_train, _add_methods, add_report, add_check, _add_weights,
+                _add_masks, add_perf)  # fmt: skip
     for add_command in builders:
         add_command(commands)
     return parser
@@ -284,51 +254,15 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "reconstructions go to RUN_DIR/recons, per-image metrics to RUN_DIR/metrics.csv, and a per-mask, "
         "per-contrast summary is printed. Interrupt at any time and continue with --resume.",
     )
-    run.add_argument(
-        "--methods",
-        default="zero_filled",
-        help="comma-separated method names (default: zero_filled); `python -m benchmark methods` lists them",
-    )
-    run.add_argument(
-        "--masks", default="cartesian_x,cartesian_y,gaussian_2d,radial", help="comma-separated mask patterns"
-    )
-    run.add_argument("--contrasts", default="T1,T2,FLAIR", help="comma-separated contrasts (default: T1,T2,FLAIR)")
-    run.add_argument("--data", help="dataset directory (default: $MRIBENCH_DATA or data/embedded, built if missing)")
+    add_grid_options(run)
     run.add_argument("--out", help="run directory (default: results/runs/<profile>-<methods>)")
-    run.add_argument("--profile", default="tiny", choices=["tiny", "paper"], help="method sizes (default: tiny)")
-    run.add_argument("--resume", action="store_true", help="continue a run, skipping finished (method, mask, volume)")
-    run.add_argument("--device", default="auto", type=device_choice, help="auto (CUDA when present), cpu, cuda, cuda:N")
     run.add_argument(
         "--acceleration",
         default="32",
         help="acceleration R (default 32), or several of the nested ladder, e.g. 4,8,16,32: a sweep with one run "
         "per R under --out (learned checkpoints trained at R = 32 need --allow-mismatch there; rows are marked)",
     )
-    run.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
-    run.add_argument("--target", default="sense", choices=["sense", "rss"], help="reference image (default: sense)")
-    run.add_argument(
-        "--size", type=positive_int, nargs=2, default=[256, 256], metavar=("H", "W"), help="image size (256 256)"
-    )
-    run.add_argument(
-        "--batch-size",
-        type=positive_int,
-        help="slices per reconstruct call, shared by volumes of one coil count (default: 8 on a GPU, 2 on a CPU, "
-        "where larger batches cost more per image)",
-    )
-    run.add_argument("--seed", type=nonnegative_int, default=0, help="seed for stochastic methods (default 0)")
     add_scoring(run, "the summary's PSNR/SSIM")
-    run.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
-    run.add_argument(
-        "--checkpoint",
-        action="append",
-        metavar="METHOD=PATH",
-        help="score this checkpoint for METHOD instead of the shipped one (repeatable); recorded in run.json",
-    )
-    run.add_argument(
-        "--allow-mismatch",
-        action="store_true",
-        help="score checkpoints trained at another size, R or normalisation (recorded; rows marked in every table)",
-    )
     run.set_defaults(handler=_run)
 
 

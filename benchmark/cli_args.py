@@ -95,3 +95,89 @@ def resolve_scoring(args: argparse.Namespace) -> None:
 def split_list(text: str) -> list[str]:
     """``"a, b,"`` -> ``["a", "b"]``."""
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+NORMALIZATION_HELP = (
+    "measured (default): divide by a scale from the R=32 measurements only; slice_max: by the target's "
+    "maximum (the paper authors' pipeline); none"
+)
+
+
+def add_grid_options(parser: argparse.ArgumentParser) -> None:
+    """What ``run`` and ``audit`` share: the grid of methods, masks, contrasts and volumes, and how it is loaded."""
+    from benchmark.data.normalization import NORMALIZATIONS
+
+    parser.add_argument(
+        "--methods",
+        default="zero_filled",
+        help="comma-separated method names (default: zero_filled); `python -m benchmark methods` lists them",
+    )
+    parser.add_argument(
+        "--masks", default="cartesian_x,cartesian_y,gaussian_2d,radial", help="comma-separated mask patterns"
+    )
+    parser.add_argument("--contrasts", default="T1,T2,FLAIR", help="comma-separated contrasts (default: T1,T2,FLAIR)")
+    parser.add_argument("--data", help="dataset directory (default: $MRIBENCH_DATA or data/embedded, built if missing)")
+    parser.add_argument("--profile", default="tiny", choices=["tiny", "paper"], help="method sizes (default: tiny)")
+    parser.add_argument("--resume", action="store_true", help="continue, skipping finished (method, mask, volume)")
+    parser.add_argument(
+        "--device", default="auto", type=device_choice, help="auto (CUDA when present), cpu, cuda, cuda:N"
+    )
+    parser.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
+    parser.add_argument("--target", default="sense", choices=["sense", "rss"], help="reference image (default: sense)")
+    parser.add_argument(
+        "--size", type=positive_int, nargs=2, default=[256, 256], metavar=("H", "W"), help="image size (256 256)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="slices per reconstruct call, shared by volumes of one coil count (default: 8 on a GPU, 2 on a CPU, "
+        "where larger batches cost more per image)",
+    )
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed for stochastic methods (default 0)")
+    parser.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        metavar="METHOD=PATH",
+        help="score this checkpoint for METHOD instead of the shipped one (repeatable); recorded in run.json",
+    )
+    parser.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="score checkpoints trained at another size, R or normalisation (recorded; rows marked in every table)",
+    )
+
+
+def grid_config(args: argparse.Namespace, out: Path, acceleration: int):
+    """The ``RunConfig`` of ``add_grid_options``' arguments, writing to ``out`` at ``acceleration``."""
+    from benchmark.data.fastmri import LoadOptions
+    from benchmark.runner import RunConfig
+    from benchmark.runner.config import default_batch_size
+    from benchmark.runner.environment import resolve_device
+
+    return RunConfig(
+        methods=tuple(split_list(args.methods)),
+        masks=tuple(split_list(args.masks)),
+        contrasts=tuple(split_list(args.contrasts)),
+        data=resolve_data(args.data),
+        out=out,
+        acceleration=acceleration,
+        split=args.split,
+        profile=args.profile,
+        device=args.device,
+        batch_size=args.batch_size or default_batch_size(resolve_device(args.device).type),
+        seed=args.seed,
+        load=LoadOptions(size=tuple(args.size), target=args.target, normalization=args.normalization),
+        checkpoints=tuple(checkpoint_pair(text) for text in args.checkpoint or ()),
+        allow_mismatch=args.allow_mismatch,
+    )
+
+
+def checkpoint_pair(text: str) -> tuple[str, Path]:
+    """``METHOD=PATH`` of ``--checkpoint``."""
+    method, sep, path = text.partition("=")
+    if not sep or not method or not path:
+        raise BenchmarkError(f"--checkpoint must look like METHOD=PATH, got {text!r}")
+    if not Path(path).is_file():
+        raise BenchmarkError(f"--checkpoint {method}: {path} is not a file")
+    return method.strip(), Path(path)

@@ -6,6 +6,7 @@ from collections import Counter
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import ndimage
@@ -255,3 +256,29 @@ def test_the_false_structure_counter_finds_the_planted_spots_and_nothing_in_fain
         false_structures(noisy, truth, interior, 3.0, 1) == []
         and false_structures(noisy, truth, interior, 3.0, -1) == []
     )
+
+
+def test_the_audit_command_scores_zero_filling_and_its_clean_run_is_the_ordinary_run(small_embedded, tmp_path):
+    from benchmark.cli import main
+
+    common = ["--methods", "zero_filled", "--masks", "radial", "--data", str(small_embedded), "--size", "64", "64",
+              "--device", "cpu"]  # fmt: skip
+    assert main(["audit", *common, "--out", str(tmp_path / "audit")]) == 0
+    assert main(["run", *common, "--out", str(tmp_path / "run")]) == 0
+    for path in sorted((tmp_path / "run" / "recons").rglob("*.h5")):
+        audited = tmp_path / "audit" / "runs" / "clean" / path.relative_to(tmp_path / "run")
+        with h5py.File(path) as ordinary, h5py.File(audited) as clean:
+            assert np.array_equal(ordinary["reconstruction"][()], clean["reconstruction"][()])  # bit for bit
+    lesions = pd.read_csv(tmp_path / "audit" / "lesions.csv")
+    slices = pd.read_csv(tmp_path / "audit" / "slices.csv")
+    placed = 0
+    for path in dataset_files(tmp_path / "audit" / "lesion-data", "test"):
+        with h5py.File(sidecar_path(tmp_path / "audit" / "lesion-data", path.name)) as sidecar:
+            placed += len(sidecar["lesions"])
+    assert len(lesions) == placed > 0 and len(slices) == 6  # 3 volumes x 2 slices, one mask
+    # Zero filling is A^H y (scaled): no null-space content, so NHE = 1 on its own phase.
+    np.testing.assert_allclose(slices["nhe_own_phase"], 1.0, atol=0.02)
+    assert lesions["dprime_data"].gt(0).all() and lesions["cr"].notna().all()
+    before = (tmp_path / "audit" / "lesions.csv").read_bytes()
+    assert main(["audit", *common, "--out", str(tmp_path / "audit"), "--resume"]) == 0
+    assert (tmp_path / "audit" / "lesions.csv").read_bytes() == before

@@ -1,0 +1,151 @@
+"""``python -m benchmark audit``: reconstruct the test split with and without known lesions, then score both.
+
+The audit folder holds ``lesion-data/`` (the lesion split, ``benchmark.audit.lesions``), ``runs/clean`` and
+``runs/lesion`` (two ordinary runs of ``benchmark.runner`` with one configuration, so the masks, seeds and
+normalisation are the run's own and the lesion-free reconstruction *is* the ordinary one), and the scores:
+
+- ``lesions.csv``: one row per method x mask x inserted lesion: contrast recovery, the matched-filter scores with
+  and without the lesion, the measurements' ideal-observer d';
+- ``slices.csv``: one row per method x mask x slice: NHE (magnitude outputs on the truth's phase; complex outputs
+  also on their own), the data-consistency error, and false structures per lesion radius and sign.
+
+Every file is written atomically and both runs resume (``--resume``), so an interrupted audit continues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from benchmark.acquisition import volume_masks
+from benchmark.audit.lesions import (
+    LESION_BUILDER,
+    LESION_RADII,
+    Lesion,
+    interior_region,
+    sidecar_path,
+    write_lesion_split,
+)
+from benchmark.audit.nullspace import data_consistency_error, null_space_split, slice_operator, with_phase_of
+from benchmark.audit.observers import contrast_recovery, false_structures, ideal_dprime, observer_score
+from benchmark.data import read_manifest, verify_dataset
+from benchmark.errors import BenchmarkError
+from benchmark.io import atomic_path
+from benchmark.runner import RunConfig, run_benchmark
+from benchmark.runner.units import Unit, load_volume
+
+LESION_DATA, CLEAN_RUN, LESION_RUN = "lesion-data", "runs/clean", "runs/lesion"
+LESION_TABLE, SLICE_TABLE = "lesions.csv", "slices.csv"
+
+
+def run_audit(config: RunConfig, resume: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both runs of ``config`` (``config.out`` is the audit folder), then ``lesions.csv`` and ``slices.csv``."""
+    if config.load.normalization == "slice_max":
+        raise BenchmarkError("the audit scores in data units: use --normalization measured (the default) or none")
+    lesion_data = config.out / LESION_DATA
+    _lesion_split(config, lesion_data)
+    run_benchmark(replace(config, out=config.out / CLEAN_RUN), resume=resume)
+    run_benchmark(replace(config, data=lesion_data, out=config.out / LESION_RUN), resume=resume)
+    lesion_rows, slice_rows = [], []
+    entries = {Path(e.path).name: e for e in read_manifest(config.data)["entries"] if e.split == config.split}
+    units = [
+        Unit(method, pattern, config.data / entry.path, entry.contrast)
+        for method in config.methods
+        for pattern in config.masks
+        for entry in entries.values()
+        if entry.contrast in config.contrasts
+    ]
+    for unit in tqdm(units, desc="audit scores", unit="unit"):
+        lesions, slices = score_unit(config, unit, lesion_data, entries[unit.file.name])
+        lesion_rows += lesions
+        slice_rows += slices
+    tables = pd.DataFrame(lesion_rows), pd.DataFrame(slice_rows)
+    for name, table in zip((LESION_TABLE, SLICE_TABLE), tables, strict=True):
+        with atomic_path(config.out / name) as tmp:
+            table.to_csv(tmp, index=False)
+    return tables
+
+
+def _lesion_split(config: RunConfig, lesion_data: Path) -> None:
+    """Write the lesion split once; a resumed audit checks it was made from this very data."""
+    source_hash = verify_dataset(config.data)
+    if not (lesion_data / "manifest.json").is_file():
+        write_lesion_split(config.data, lesion_data, seed=config.seed, split=config.split)
+        return
+    description = read_manifest(lesion_data).get("description", {})
+    if description.get("builder") != LESION_BUILDER or description.get("source_dataset_hash") != source_hash:
+        raise BenchmarkError(f"{lesion_data} was not made from {config.data}; use another --out")
+
+
+def score_unit(config: RunConfig, unit: Unit, lesion_data: Path, entry) -> tuple[list[dict], list[dict]]:
+    """The audit's rows for one method x mask x volume."""
+    volume = load_volume(unit.file, config.load)
+    lesioned = Unit(unit.method, unit.pattern, lesion_data / entry.path, unit.contrast)
+    recon_0 = _reconstruction(unit.recon_path(config.out / CLEAN_RUN))
+    recon_l = _reconstruction(lesioned.recon_path(config.out / LESION_RUN))
+    num_slices, shape = recon_0.shape[0], tuple(recon_0.shape[-2:])
+    masks = volume_masks(unit.pattern, unit.file.name, num_slices, shape, config.acceleration)
+    with h5py.File(sidecar_path(lesion_data, unit.file.name)) as sidecar:
+        lesion_images, table = sidecar["lesion_image"][()], sidecar["lesions"][()]
+    identity = {"method": unit.method, "mask": unit.pattern, "contrast": unit.contrast,
+                "subject": entry.patient_id, "file": unit.file.name}  # fmt: skip
+    lesion_rows, slice_rows = [], []
+    for index in range(num_slices):
+        truth = _truth(volume, index)
+        maps, mask = volume["maps"][index].numpy(), masks[index].numpy()
+        lesions = [Lesion(int(r), int(c), rad, con, bg) for s, r, c, rad, con, bg in table if int(s) == index]
+        for number, lesion in enumerate(lesions):
+            lesion_rows.append({**identity, "slice": index, "lesion": number, "radius_px": lesion.radius,
+                                "lesion_contrast": lesion.contrast,
+                                "cr": contrast_recovery(recon_l[index], recon_0[index], lesion),
+                                "t_present": observer_score(recon_l[index], lesion),
+                                "t_absent": observer_score(recon_0[index], lesion),
+                                "dprime_data": ideal_dprime(maps, mask, lesion_images[index], entry.noise_sigma)
+                                if entry.noise_sigma else np.nan})  # fmt: skip
+        slice_rows.append({**identity, "slice": index, **_slice_scores(volume, index, recon_0[index], truth, mask),
+                           **_false_structure_counts(recon_0[index], truth)})  # fmt: skip
+    return lesion_rows, slice_rows
+
+
+def _truth(volume: dict, index: int) -> np.ndarray:
+    """The SENSE image of the fully sampled k-space: the complex truth the lesions were drawn on."""
+    kspace, maps = volume["kspace"][index], volume["maps"][index]
+    return slice_operator(maps[None], torch.ones(1, *kspace.shape[-2:])).adjoint(kspace[None])[0].numpy()
+
+
+def _slice_scores(volume: dict, index: int, recon: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict:
+    """NHE on the truth's phase (and on the output's own, if complex), and the data-consistency error."""
+    operator = slice_operator(volume["maps"][index][None], torch.from_numpy(mask)[None])
+    measured = volume["kspace"][index][None]
+    truth_t, output = torch.from_numpy(truth)[None], torch.from_numpy(recon)[None]
+    lent = with_phase_of(output, truth_t)  # magnitude outputs borrow the truth's phase (favours them)
+    scores = {
+        "nhe": float(null_space_split(operator, lent, truth_t).nhe[0]),
+        "nhe_own_phase": float(null_space_split(operator, output, truth_t).nhe[0]) if output.is_complex() else np.nan,
+        "dc_error": float(data_consistency_error(operator, output if output.is_complex() else lent, measured)[0]),
+    }
+    return scores
+
+
+def _false_structure_counts(recon: np.ndarray, truth: np.ndarray) -> dict:
+    """False structures of every lesion radius (on this grid) and sign."""
+    interior = interior_region(truth)
+    radii = sorted({max(1.0, radius * truth.shape[-1] / 256) for radius in LESION_RADII})
+    return {
+        f"false_r{radius:g}_{'bright' if sign > 0 else 'dark'}": len(
+            false_structures(recon, truth, interior, radius, sign)
+        )
+        for radius in radii
+        for sign in (1, -1)
+    }
+
+
+def _reconstruction(path: Path) -> np.ndarray:
+    with h5py.File(path) as handle:
+        return handle["reconstruction"][()]
