@@ -23,6 +23,12 @@ def _report(args: argparse.Namespace) -> None:
     from benchmark.runner.sweep import is_sweep
 
     out = Path(args.out) if args.out else Path("reports") / Path(args.run_dir).name
+    from benchmark.audit.report import is_audit, write_audit_report
+
+    if is_audit(args.run_dir):  # an audit folder: its own tables and verdict
+        for path in write_audit_report(args.run_dir, out):
+            print(f"wrote {path}")
+        return
     options = dict(with_paper=args.with_paper, slice_choice=args.slice, error_maps=args.error_maps,
                    with_stats=args.stats, reference=args.reference, seed_runs=tuple(args.seed_runs),
                    perf=args.perf, family=args.family, region=args.region,

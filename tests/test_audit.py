@@ -38,6 +38,7 @@ from benchmark.audit.observers import (
     ideal_dprime,
     observer_score,
 )
+from benchmark.audit.tables import distillation_test, distillation_verdict, lesion_cells, subject_auc_interval
 from benchmark.data import LoadOptions, SliceDataset, dataset_files, verify_dataset
 from benchmark.errors import BenchmarkError
 from benchmark.masks import make_mask
@@ -279,6 +280,52 @@ def test_the_audit_command_scores_zero_filling_and_its_clean_run_is_the_ordinary
     # Zero filling is A^H y (scaled): no null-space content, so NHE = 1 on its own phase.
     np.testing.assert_allclose(slices["nhe_own_phase"], 1.0, atol=0.02)
     assert lesions["dprime_data"].gt(0).all() and lesions["cr"].notna().all()
+    assert main(["report", str(tmp_path / "audit"), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "audit.md").read_text()
+    assert "Known lesions" in report and "radial: Zero-filled" in report and "No distillation verdict" in report
+    assert len(pd.read_csv(tmp_path / "report" / "audit.csv")) > 0
     before = (tmp_path / "audit" / "lesions.csv").read_bytes()
     assert main(["audit", *common, "--out", str(tmp_path / "audit"), "--resume"]) == 0
     assert (tmp_path / "audit" / "lesions.csv").read_bytes() == before
+
+
+def paired_audit(effect: float, subjects: int = 12):
+    """Per-subject lesions and slices of nasp-base and nasp, nasp's false structures lower by ``effect``."""
+    generator = np.random.default_rng(5)
+    lesion_rows, slice_rows = [], []
+    for subject in range(subjects):
+        background = generator.normal(3.0, 1.0)
+        for method, false in (("nasp-base", background), ("nasp", background - effect)):
+            identity = {"method": method, "mask": "radial", "contrast": "T1", "subject": f"s{subject:02d}"}
+            slice_rows.append({**identity, "slice": 0, "nhe": 0.8, "dc_error": 0.1, "false_r1_bright": false})
+            for lesion in range(4):
+                lesion_rows.append({**identity, "slice": 0, "lesion": lesion, "radius_px": 2.0,
+                                    "lesion_contrast": 0.2, "cr": 0.9, "t_present": 1.0 + lesion,
+                                    "t_absent": 0.5 + lesion, "dprime_data": 3.0})  # fmt: skip
+    return pd.DataFrame(lesion_rows), pd.DataFrame(slice_rows)
+
+
+def test_the_distillation_verdict_follows_a_planted_effect_and_only_then():
+    lesions, slices = paired_audit(effect=1.0)
+    test = distillation_test(lesions, slices)
+    false = test.set_index("measure").loc["false structures / image"]
+    assert false["difference"] == pytest.approx(-1.0) and false["high"] < 0
+    assert false["p"] == pytest.approx(2 / 2**12)  # exact signed-rank p: all 12 differences negative
+    assert distillation_verdict(test).startswith("The claim holds at this size (12 subjects)")
+    unchanged = distillation_test(*paired_audit(effect=0.0))
+    assert distillation_verdict(unchanged).startswith("The claim is not shown at this size")
+    assert distillation_verdict(distillation_test(*[frame[frame["method"] == "nasp"] for frame in paired_audit(0.0)]))\
+        .startswith("No distillation verdict")  # fmt: skip
+
+
+def test_auc_and_its_subject_bootstrap_against_mann_whitney():
+    lesions, _ = paired_audit(effect=0.0)
+    cells = lesion_cells(lesions).set_index("method")
+    # Present scores 1..4 against absent 0.5..3.5 per subject: P(present > absent) = 10/16 by counting.
+    assert cells.loc["nasp", "auc"] == pytest.approx(10 / 16)
+    low, high = subject_auc_interval(lesions[lesions["method"] == "nasp"])
+    assert low == pytest.approx(10 / 16) and high == pytest.approx(10 / 16)  # every subject alike: no spread
+    shuffled = lesions[lesions["method"] == "nasp"].assign(t_present=np.random.default_rng(0).normal(size=48))
+    low, high = subject_auc_interval(shuffled)
+    point = detection_auc(shuffled["t_present"].to_numpy(), shuffled["t_absent"].to_numpy())
+    assert low < point < high

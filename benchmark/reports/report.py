@@ -125,6 +125,7 @@ SCORING = {
     "as data range, SSIM averaged over the volume's slices; fastMRI's leaderboard scores RSS at 320x320).",
     "fastmri-images": "Scoring: fastMRI data range (target volume maximum) per image; this run predates the stored "
     "per-volume scores.",
+    "audit": "Scoring: the hallucination audit, on magnitudes in the data's units (no per-image rescaling).",
 }
 
 
