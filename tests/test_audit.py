@@ -284,6 +284,7 @@ def test_the_audit_command_scores_zero_filling_and_its_clean_run_is_the_ordinary
     report = (tmp_path / "report" / "audit.md").read_text()
     assert "Known lesions" in report and "radial: Zero-filled" in report and "No distillation verdict" in report
     assert len(pd.read_csv(tmp_path / "report" / "audit.csv")) > 0
+    assert (tmp_path / "report" / "cr_vs_radius.png").is_file() and (tmp_path / "report" / "grid_radial.png").is_file()
     before = (tmp_path / "audit" / "lesions.csv").read_bytes()
     assert main(["audit", *common, "--out", str(tmp_path / "audit"), "--resume"]) == 0
     assert (tmp_path / "audit" / "lesions.csv").read_bytes() == before

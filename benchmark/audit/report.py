@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.audit.figures import plot_cr_curves, plot_lesion_grid
 from benchmark.audit.lesions import LESIONS_PER_SLICE
 from benchmark.audit.run import CLEAN_RUN, LESION_TABLE, SLICE_TABLE
 from benchmark.audit.tables import (
@@ -22,6 +23,7 @@ from benchmark.audit.tables import (
     slice_cells,
     tidy_audit,
 )
+from benchmark.data import dataset_files
 from benchmark.io import atomic_path
 from benchmark.reports.render import to_latex, to_markdown
 from benchmark.reports.report import data_statement
@@ -43,7 +45,8 @@ def write_audit_report(audit_dir: str | Path, out: str | Path) -> list[Path]:
     lesions, slices = pd.read_csv(audit_dir / LESION_TABLE), pd.read_csv(audit_dir / SLICE_TABLE)
     statement = f"{data_statement(read_run_json(audit_dir / CLEAN_RUN), 'audit')} {AUDIT_CONVENTIONS}"
     test = distillation_test(lesions, slices)
-    tables = [lesion_table(lesion_cells(lesions), statement), slice_table(slice_cells(slices), statement)]
+    cells = lesion_cells(lesions)
+    tables = [lesion_table(cells, statement), slice_table(slice_cells(slices), statement)]
     if not test.empty:
         tables.append(distillation_table(test, statement))
     verdict = distillation_verdict(test)
@@ -58,7 +61,16 @@ def write_audit_report(audit_dir: str | Path, out: str | Path) -> list[Path]:
     for path, text in written.items():
         with atomic_path(path) as tmp:
             tmp.write_text(text)
-    return list(written)
+    return [*written, plot_cr_curves(cells, out / "cr_vs_radius"), *_grids(audit_dir, lesions, out)]
+
+
+def _grids(audit_dir: Path, lesions: pd.DataFrame, out: Path) -> list[Path]:
+    """One lesion grid per mask, on the first audited volume."""
+    config = read_run_json(audit_dir / CLEAN_RUN)["config"]
+    first = lesions["file"].iloc[0]
+    (file,) = [path for path in dataset_files(Path(config["data"]), config["split"]) if path.name == first]
+    methods = list(lesions["method"].unique())
+    return [plot_lesion_grid(audit_dir, methods, mask, file, out / f"grid_{mask}") for mask in lesions["mask"].unique()]
 
 
 def _table(title: str, caption: str, cells: pd.DataFrame, groups, labels: dict[str, str], rows) -> Table:

@@ -87,8 +87,8 @@ def score_unit(config: RunConfig, unit: Unit, lesion_data: Path, entry) -> tuple
     """The audit's rows for one method x mask x volume."""
     volume = load_volume(unit.file, config.load)
     lesioned = Unit(unit.method, unit.pattern, lesion_data / entry.path, unit.contrast)
-    recon_0 = _reconstruction(unit.recon_path(config.out / CLEAN_RUN))
-    recon_l = _reconstruction(lesioned.recon_path(config.out / LESION_RUN))
+    recon_0 = stored_reconstruction(unit.recon_path(config.out / CLEAN_RUN))
+    recon_l = stored_reconstruction(lesioned.recon_path(config.out / LESION_RUN))
     num_slices, shape = recon_0.shape[0], tuple(recon_0.shape[-2:])
     masks = volume_masks(unit.pattern, unit.file.name, num_slices, shape, config.acceleration)
     with h5py.File(sidecar_path(lesion_data, unit.file.name)) as sidecar:
@@ -97,7 +97,7 @@ def score_unit(config: RunConfig, unit: Unit, lesion_data: Path, entry) -> tuple
                 "subject": entry.patient_id, "file": unit.file.name}  # fmt: skip
     lesion_rows, slice_rows = [], []
     for index in range(num_slices):
-        truth = _truth(volume, index)
+        truth = sense_truth(volume, index)
         maps, mask = volume["maps"][index].numpy(), masks[index].numpy()
         lesions = [Lesion(int(r), int(c), rad, con, bg) for s, r, c, rad, con, bg in table if int(s) == index]
         for number, lesion in enumerate(lesions):
@@ -113,7 +113,7 @@ def score_unit(config: RunConfig, unit: Unit, lesion_data: Path, entry) -> tuple
     return lesion_rows, slice_rows
 
 
-def _truth(volume: dict, index: int) -> np.ndarray:
+def sense_truth(volume: dict, index: int) -> np.ndarray:
     """The SENSE image of the fully sampled k-space: the complex truth the lesions were drawn on."""
     kspace, maps = volume["kspace"][index], volume["maps"][index]
     return slice_operator(maps[None], torch.ones(1, *kspace.shape[-2:])).adjoint(kspace[None])[0].numpy()
@@ -146,6 +146,6 @@ def _false_structure_counts(recon: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
-def _reconstruction(path: Path) -> np.ndarray:
+def stored_reconstruction(path: Path) -> np.ndarray:
     with h5py.File(path) as handle:
         return handle["reconstruction"][()]
