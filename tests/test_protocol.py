@@ -3,6 +3,8 @@ whole validation set, ``train`` refuses a recipe or a shipped run that breaks it
 autoencoder is checked against the capacity floor before a stage builds on it, and the shipped checkpoint
 carries its whole validation curve."""
 
+import hashlib
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -267,3 +269,24 @@ def test_retrain_stops_only_the_chain_whose_stage_is_refused_and_exits_nonzero(m
     captured = capsys.readouterr()
     assert "mdpg:prior: mdpg prior builds on autoencoder" in captured.err and "Traceback" not in captured.err
     assert "mdpg:unrolled: not trained, its chain stopped" in captured.out
+
+
+def test_promote_ships_a_staged_chain_with_its_entries_and_refuses_a_changed_file(tmp_path):
+    from benchmark.training.retrain import promote
+
+    staged, root = tmp_path / "staged", tmp_path / "shipped"
+    (staged / "nasp" / "tokenizer").mkdir(parents=True)
+    (root / "unet").mkdir(parents=True)
+    (staged / "nasp" / "tokenizer" / "tiny.pt").write_bytes(b"new tokenizer")
+    (root / "unet" / "tiny.pt").write_bytes(b"unet")
+    new = {"nasp/tokenizer/tiny.pt": {"sha256": hashlib.sha256(b"new tokenizer").hexdigest(), "command": "c"}}
+    kept = {"unet/tiny.pt": {"sha256": hashlib.sha256(b"unet").hexdigest(), "command": "u"}}
+    (staged / "manifest.json").write_text(json.dumps(new))
+    (root / "manifest.json").write_text(json.dumps(kept))
+    assert promote(staged, root) == ["nasp/tokenizer/tiny.pt"]
+    assert (root / "nasp" / "tokenizer" / "tiny.pt").read_bytes() == b"new tokenizer"
+    assert json.loads((root / "manifest.json").read_text()) == kept | new
+    (staged / "nasp" / "tokenizer" / "tiny.pt").write_bytes(b"tampered")
+    with pytest.raises(InputError, match="does not match its staged manifest entry"):
+        promote(staged, root)
+    assert (root / "nasp" / "tokenizer" / "tiny.pt").read_bytes() == b"new tokenizer"  # nothing moved
