@@ -49,7 +49,7 @@ def _check(args: argparse.Namespace) -> None:
 
     table, metadata = load_run(args.run_dir)
     if args.update:
-        origin = {key: metadata[key] for key in ("config_hash", "data_hash", "git_commit")}
+        origin = {key: getattr(metadata, key) for key in ("config_hash", "data_hash", "git_commit")}
         print(f"wrote baseline {write_baseline(table, args.baseline, origin)}")
         return
     baseline = load_baseline(args.baseline)

@@ -242,10 +242,8 @@ def test_ablation_rows_built_on_another_tokenizer_say_so():
                "nasp-base": {"checkpoint_provenance": built_on("a" * 64)},
                "nasp": {"checkpoint_provenance": distilled},
                "nasp-nocross": {"checkpoint_provenance": built_on("b" * 64)}}  # fmt: skip
-    assert tokenizer_notes({"methods": methods}) == {
-        "nasp-nocross": f"built on tokenizer {'b' * 12}, not NASP base's {'a' * 12}"
-    }
-    assert tokenizer_notes({"methods": {k: v for k, v in methods.items() if k != "nasp-base"}}) == {}
+    assert tokenizer_notes(methods) == {"nasp-nocross": f"built on tokenizer {'b' * 12}, not NASP base's {'a' * 12}"}
+    assert tokenizer_notes({k: v for k, v in methods.items() if k != "nasp-base"}) == {}
 
 
 def test_generalisation_tables_put_each_dataset_beside_the_first_with_the_gap_to_zero_filling():

@@ -50,10 +50,10 @@ def plot_lesion_grid(audit_dir: Path, methods: list[str], mask: str, file: Path,
     """The first slice of test volume ``file`` under ``mask``: a row per method, the truth first."""
     from benchmark.audit.run import CLEAN_RUN, LESION_DATA, LESION_RUN, sense_truth, stored_reconstruction
     from benchmark.data import LoadOptions
-    from benchmark.runner.run import read_run_json
+    from benchmark.runner.record import RunRecord
     from benchmark.runner.units import Unit, load_volume
 
-    config = read_run_json(audit_dir / CLEAN_RUN)["config"]
+    config = RunRecord.read(audit_dir / CLEAN_RUN).config
     volume = load_volume(file, LoadOptions(**{**config["load"], "size": tuple(config["load"]["size"])}))
     truth = sense_truth(volume, 0)
     with h5py.File(sidecar_path(audit_dir / LESION_DATA, file.name)) as sidecar:

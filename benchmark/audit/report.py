@@ -28,7 +28,7 @@ from benchmark.io import atomic_path
 from benchmark.reports.render import to_latex, to_markdown
 from benchmark.reports.report import data_statement
 from benchmark.reports.tables import Table
-from benchmark.runner.run import read_run_json
+from benchmark.runner.record import RunRecord
 
 AUDIT_CONVENTIONS = (
     f"Audit: up to {LESIONS_PER_SLICE} smooth disc lesions per test slice inserted through the forward model "
@@ -43,7 +43,7 @@ def is_audit(directory: str | Path) -> bool:
 def write_audit_report(audit_dir: str | Path, out: str | Path) -> list[Path]:
     audit_dir, out = Path(audit_dir), Path(out)
     lesions, slices = pd.read_csv(audit_dir / LESION_TABLE), pd.read_csv(audit_dir / SLICE_TABLE)
-    statement = f"{data_statement(read_run_json(audit_dir / CLEAN_RUN), 'audit')} {AUDIT_CONVENTIONS}"
+    statement = f"{data_statement(RunRecord.read(audit_dir / CLEAN_RUN), 'audit')} {AUDIT_CONVENTIONS}"
     test = distillation_test(lesions, slices)
     cells = lesion_cells(lesions)
     tables = [lesion_table(cells, statement), slice_table(slice_cells(slices), statement)]
@@ -66,7 +66,7 @@ def write_audit_report(audit_dir: str | Path, out: str | Path) -> list[Path]:
 
 def _grids(audit_dir: Path, lesions: pd.DataFrame, out: Path) -> list[Path]:
     """One lesion grid per mask, on the first audited volume."""
-    config = read_run_json(audit_dir / CLEAN_RUN)["config"]
+    config = RunRecord.read(audit_dir / CLEAN_RUN).config
     first = lesions["file"].iloc[0]
     (file,) = [path for path in dataset_files(Path(config["data"]), config["split"]) if path.name == first]
     methods = list(lesions["method"].unique())

@@ -12,21 +12,22 @@ import pandas as pd
 
 from benchmark.errors import BenchmarkError
 from benchmark.metrics.volume import VOLUME_METRICS
-from benchmark.runner.run import RUN_FILE, TABLE_FILE, VOLUME_TABLE_FILE, grid_of, read_run_json
+from benchmark.runner.record import RUN_FILE, RunRecord
+from benchmark.runner.run import TABLE_FILE, VOLUME_TABLE_FILE
 from benchmark.runner.units import Unit, read_unit_tables
 
 IDENTITY_COLUMNS = ("config_hash", "data_hash")
 
 
-def load_run_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+def load_run_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None, RunRecord]:
     """The per-image table, the per-volume table (``None`` for runs made before it was stored) and ``run.json``."""
     run_dir = Path(run_dir)
     if not (run_dir / RUN_FILE).is_file():
         raise BenchmarkError(f"{run_dir} is not a run directory (no {RUN_FILE})")
-    metadata = read_run_json(run_dir)
-    if not (run_dir / TABLE_FILE).is_file() and "volumes" not in metadata:
+    metadata = RunRecord.read(run_dir)
+    if not (run_dir / TABLE_FILE).is_file() and metadata.volumes is None:
         raise BenchmarkError(f"{run_dir} has no {TABLE_FILE}: the run is unfinished; finish it with --resume")
-    if "volumes" not in metadata:  # a run from before the grid was recorded: its merged tables as they are
+    if metadata.volumes is None:  # a run from before the grid was recorded: its merged tables as they are
         volumes = _read_table(run_dir / VOLUME_TABLE_FILE) if (run_dir / VOLUME_TABLE_FILE).is_file() else None
         images = _read_table(run_dir / TABLE_FILE)
     else:
@@ -36,26 +37,26 @@ def load_run_tables(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | N
     return images, volumes, metadata
 
 
-def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict]:
+def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, RunRecord]:
     """The per-image table and ``run.json`` of a finished run (``load_run_tables``)."""
     images, _, metadata = load_run_tables(run_dir)
     return images, metadata
 
 
-def run_units(metadata: dict) -> list[Unit]:
+def run_units(metadata: RunRecord) -> list[Unit]:
     """A run's units in table order (method, mask, volume), from its ``run.json``."""
-    config = metadata["config"]
+    config = metadata.config
     return [
         Unit(method, mask, Path(item["file"]), item["contrast"])
         for method in config["methods"]
         for mask in config["masks"]
-        for item in metadata["volumes"]
+        for item in metadata.volumes
     ]
 
 
-def _verified_tables(run_dir: Path, metadata: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _verified_tables(run_dir: Path, metadata: RunRecord) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The merged tables if they match the grid exactly, else the same tables rebuilt from the unit files."""
-    slices, expected = grid_of(metadata)
+    slices, expected = metadata.slices_per_volume(), metadata.available_metrics()
     units = run_units(metadata)
     try:
         images, volumes = _read_table(run_dir / TABLE_FILE), _read_table(run_dir / VOLUME_TABLE_FILE)

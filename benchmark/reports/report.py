@@ -32,18 +32,15 @@ from benchmark.reports.tables import (
     runtime_table,
 )
 from benchmark.reports.throughput import load_perf, throughput_table
+from benchmark.runner.record import RunRecord
 from benchmark.runner.units import Unit, read_recon
 
 MASK_ORDER = ("cartesian_x", "radial", "cartesian_y", "gaussian_2d")  # the paper's table order
 
 
-def unavailable_metrics(metadata: dict) -> dict[str, str]:
-    return {name: info["reason"] for name, info in metadata["metrics"].items() if not info["available"]}
-
-
 def build_tables(
     table: pd.DataFrame,
-    metadata: dict,
+    metadata: RunRecord,
     scoring: str,
     with_paper: bool,
     volumes: pd.DataFrame | None = None,
@@ -55,7 +52,7 @@ def build_tables(
     """The report's tables, and the tidy statistics of its per-mask tables and of Tables 4/5's paired
     differences (intervals, p-values, families, minimum detectable differences); with ``perf`` (a
     ``benchmark perf`` CSV) also the throughput table."""
-    unavailable = unavailable_metrics(metadata)
+    unavailable = metadata.unavailable_metrics()
     masks = [m for m in MASK_ORDER if m in set(table["mask"])]
     tables, stats = [], []
     for mask in masks:
@@ -65,7 +62,7 @@ def build_tables(
         stats[-1].insert(0, "table", MASK_TABLES[mask])
         tables.append(result)
     tables.append(perceptual_table(table, masks, unavailable, with_paper))
-    notes = tokenizer_notes(metadata)
+    notes = tokenizer_notes(metadata.methods)
     for build, differences in ((ablation_table, ablation_differences), (distillation_table, distillation_differences)):
         controlled = build(table, masks, scoring, unavailable, volumes, region)
         paired, paired_stats = differences(table, volumes, masks, scoring, region)
@@ -79,8 +76,8 @@ def build_tables(
         tables.append(throughput_table(load_perf(perf), list(dict.fromkeys(table["method"])), str(perf)))
     statement = data_statement(metadata, scoring if volumes is not None or scoring == "paper" else "fastmri-images")
     statement += f" {region_caption(region)}"
-    dataset = metadata.get("dataset") or {}
-    mismatches = metadata.get("setting_mismatches") or {}
+    dataset = metadata.dataset or {}
+    mismatches = metadata.setting_mismatches
     for result in tables:
         result.caption = f"{result.caption} {statement}"
         if not dataset.get("is_fastmri"):
@@ -93,10 +90,10 @@ def build_tables(
     return tables, pd.concat(stats, ignore_index=True) if stats else pd.DataFrame()
 
 
-def tokenizer_notes(metadata: dict) -> dict[str, str]:
-    """Row notes for the variants whose tokenizer checkpoint is not ``nasp-base``'s: their ablation or
-    distillation rows also change the tokenizer (by design for ``nasp-flat``; otherwise one was retrained)."""
-    methods = metadata.get("methods", {})
+def tokenizer_notes(methods: dict[str, dict]) -> dict[str, str]:
+    """Row notes for the variants whose tokenizer checkpoint is not ``nasp-base``'s (``methods``: the run record's
+    method descriptions): their ablation or distillation rows also change the tokenizer (by design for
+    ``nasp-flat``; otherwise one was retrained)."""
     reference = _tokenizer_sha(methods.get(ABLATION_REFERENCE, {}).get("checkpoint_provenance"))
     notes = {}
     for name, info in methods.items():
@@ -129,16 +126,16 @@ SCORING = {
 }
 
 
-def data_statement(metadata: dict, scoring: str) -> str:
+def data_statement(metadata: RunRecord, scoring: str) -> str:
     """One paragraph naming the run's data, sensitivity maps, normalisation, target and scoring protocol."""
-    dataset = metadata.get("dataset")
+    dataset = metadata.dataset
     if dataset is None:
-        return f"Data hash {metadata['data_hash'][:16]} (no description recorded). {SCORING[scoring]}"
-    own_maps = [method_label(n) for n, info in metadata["methods"].items() if info.get("estimates_own_maps")]
+        return f"Data hash {metadata.data_hash[:16]} (no description recorded). {SCORING[scoring]}"
+    own_maps = [method_label(n) for n, info in metadata.methods.items() if info.get("estimates_own_maps")]
     maps = dataset["maps"] + (f" (estimated by the method itself: {', '.join(own_maps)})" if own_maps else "")
     return (
         f"Data: {dataset['name']}, hash {dataset['hash'][:16]}. Sensitivity maps: {maps}. "
-        f"Normalisation: {metadata.get('normalization', 'not recorded')}. Target: {dataset['target']}. "
+        f"Normalisation: {metadata.normalization or 'not recorded'}. Target: {dataset['target']}. "
         f"{SCORING[scoring]}"
     )
 
@@ -170,8 +167,8 @@ def write_report(
                   for images, vols, meta in [load_run_tables(path)]]  # fmt: skip
         tables += shift_tables([("in distribution", table, volumes, metadata), *others], scoring, region)
     preface = (
-        f"Run `{run_dir}` (config {metadata['config_hash']}, data {metadata['data_hash'][:16]}, "
-        f"commit {metadata['git_commit'][:12]}, device {metadata['device']}).\n\n"
+        f"Run `{run_dir}` (config {metadata.config_hash}, data {metadata.data_hash[:16]}, "
+        f"commit {metadata.git_commit[:12]}, device {metadata.device}).\n\n"
     )
     written = []
     variants = [("tables", tables, {}), ("tables_std", tables, {"with_std": True})]
@@ -208,9 +205,9 @@ def write_report(
     return written
 
 
-def _data_label(run_dir: str | Path, metadata: dict) -> str:
+def _data_label(run_dir: str | Path, metadata: RunRecord) -> str:
     """A short name for another run's data in the generalisation tables."""
-    name = (metadata.get("dataset") or {}).get("name", "")
+    name = (metadata.dataset or {}).get("name", "")
     return "shifted heads" if "shifted" in name else "fastMRI" if "fastMRI" in name else Path(run_dir).name
 
 
@@ -227,7 +224,7 @@ def most_informative_slice(table: pd.DataFrame, mask: str, contrast: str) -> tup
 def comparison_figure(
     run_dir: Path,
     table: pd.DataFrame,
-    metadata: dict,
+    metadata: RunRecord,
     mask: str,
     contrast: str,
     methods: list[str],
@@ -243,7 +240,7 @@ def comparison_figure(
         slice_index = int(index)
     else:
         file, slice_index = most_informative_slice(table, mask, contrast)
-    config = metadata["config"]
+    config = metadata.config
     load = LoadOptions(**{**config["load"], "size": tuple(config["load"]["size"])})
     data_root = Path(config["data"])
     entry = next((e for e in read_manifest(data_root)["entries"] if Path(e.path).name == file), None)

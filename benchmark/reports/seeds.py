@@ -17,6 +17,7 @@ import pandas as pd
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path
 from benchmark.reports.tables import LOWER_IS_BETTER, MASK_TITLES, column_key, method_label, metric_source
+from benchmark.runner.record import RunRecord
 
 SEED_METRICS = ("psnr", "ssim")
 #: Marks a gap no larger than the seed-to-seed range.
@@ -34,11 +35,13 @@ def seeded_method(seed_runs: list[tuple[pd.DataFrame, dict]], main_methods: list
     return method
 
 
-def check_comparable(main: dict, seed_runs: list[tuple[pd.DataFrame, dict]], main_table: pd.DataFrame) -> None:
+def check_comparable(
+    main: RunRecord, seed_runs: list[tuple[pd.DataFrame, RunRecord]], main_table: pd.DataFrame
+) -> None:
     """Seed runs must score the same data, masks and contrasts as the main run."""
     grid = lambda table: (sorted(set(table["mask"])), sorted(set(table["contrast"])))  # noqa: E731
     for table, metadata in seed_runs:
-        if metadata["data_hash"] != main["data_hash"] or grid(table) != grid(main_table):
+        if metadata.data_hash != main.data_hash or grid(table) != grid(main_table):
             raise BenchmarkError(
                 "a --seed-runs run differs from the main run in its data, masks or contrasts; rerun it with the "
                 "main run's --data, --masks and --contrasts"
@@ -55,7 +58,7 @@ def seed_spread(
     method = seeded_method([(t, m) for t, _, m in seed_runs], list(dict.fromkeys(images["method"])))
     check_comparable(metadata, [(t, m) for t, _, m in seed_runs], images)
     runs = [main, *seed_runs]
-    seeds = [run[2]["methods"][method].get("training_seed") for run in runs]
+    seeds = [run[2].methods[method].get("training_seed") for run in runs]
     rows = []
     for mask in [m for m in MASK_TITLES if m in set(images["mask"])]:
         for metric in SEED_METRICS:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from benchmark.metrics.region import IMAGE
 from benchmark.reports.tables import LOWER_IS_BETTER, MASK_TITLES, Table, column_key, metric_source, ordered_methods
+from benchmark.runner.record import RunRecord
 
 SHIFT_METRICS = ("psnr", "ssim")
 REFERENCE = "zero_filled"
@@ -70,6 +71,6 @@ def _best(series: pd.Series, column: str) -> set[str]:
     return set(finite.index[np.isclose(finite, target, rtol=0, atol=1e-12)])
 
 
-def _describe(label: str, metadata: dict) -> str:
-    dataset = metadata.get("dataset") or {}
-    return f"{label}: {dataset.get('name', 'unnamed data')}, hash {metadata['data_hash'][:16]}."
+def _describe(label: str, metadata: RunRecord) -> str:
+    dataset = metadata.dataset or {}
+    return f"{label}: {dataset.get('name', 'unnamed data')}, hash {metadata.data_hash[:16]}."

@@ -13,17 +13,18 @@ from benchmark.reports.loading import load_run_tables
 from benchmark.reports.report import MASK_ORDER, write_report
 from benchmark.reports.significance import mask_stats
 from benchmark.reports.tables import method_label
+from benchmark.runner.record import RunRecord
 from benchmark.runner.sweep import read_sweep
 
 SWEEP_METRICS = ["psnr", "ssim"]
 
 
-def trained_elsewhere(metadata: dict) -> dict[str, int]:
+def trained_elsewhere(metadata: RunRecord) -> dict[str, int]:
     """Methods of a run scored outside their training R -> the R they were trained at."""
     found = {}
-    for name in metadata.get("setting_mismatches") or {}:
-        setting = (metadata["methods"].get(name) or {}).get("training_setting") or {}
-        if setting.get("acceleration") not in (None, metadata["config"]["acceleration"]):
+    for name in metadata.setting_mismatches:
+        setting = (metadata.methods.get(name) or {}).get("training_setting") or {}
+        if setting.get("acceleration") not in (None, metadata.config["acceleration"]):
             found[name] = int(setting["acceleration"])
     return found
 

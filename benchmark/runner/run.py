@@ -17,10 +17,10 @@ the same table with no duplicate rows. A resumed run must have the same configur
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +40,7 @@ from benchmark.runner.config import RunConfig
 from benchmark.runner.environment import device_name, git_commit, library_versions, resolve_device
 from benchmark.runner.groups import infer_group, volume_groups
 from benchmark.runner.identity import code_hash
+from benchmark.runner.record import RUN_FILE, RunRecord
 from benchmark.runner.shard import Shard, assign, current_shard
 from benchmark.runner.units import (
     InferenceSettings,
@@ -52,9 +53,6 @@ from benchmark.runner.units import (
 )
 from benchmark.seeds import derive_seed
 
-RUN_FILE = "run.json"
-#: What every run.json this suite writes holds.
-RUN_KEYS = ("config", "config_hash", "data_hash", "methods", "metrics")
 TABLE_FILE = "metrics.csv"
 VOLUME_TABLE_FILE = "volume_metrics.csv"
 
@@ -74,12 +72,10 @@ def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
     }
     metrics = build_metric_suite(device)
     entries = {config.data / entry.path: entry for entry in read_manifest(config.data)["entries"]}
-    metadata = _metadata(config, methods, metrics, data_hash, device)
-    metadata["volumes"] = [
-        {"file": f.name, "contrast": entries[f].contrast, "num_slices": entries[f].num_slices} for f in files
-    ]
+    volumes = [{"file": f.name, "contrast": entries[f].contrast, "num_slices": entries[f].num_slices} for f in files]
+    record = replace(_record(config, methods, metrics, data_hash, device), volumes=volumes)
     fresh = not config.out.exists() or not any(config.out.iterdir())
-    shard.leader_first(lambda: _start_run(config, metadata, resume))
+    shard.leader_first(lambda: _start_run(config, record, resume))
     units = [Unit(m, k, f, entries[f].contrast) for m in config.methods for k in config.masks for f in files]
     slices = {file: entries[file].num_slices for file in files}
     groups = volume_groups(files, slices, _coil_counts(files, config), config.batch_size)
@@ -92,14 +88,14 @@ def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
         print(f"rank {shard.rank} of {shard.world}: {len(mine)} of {len(items)} items", file=sys.stderr, flush=True)
     # Table order is method, mask, volume; execution goes group by group so each volume is read once.
     try:
-        _run_items(config, mine, methods, metrics, device, metadata, shard)
+        _run_items(config, mine, methods, metrics, device, record, shard)
     except BaseException:
         if fresh and shard.world == 1 and not finished_units(config.out):
             shutil.rmtree(config.out, ignore_errors=True)  # nothing finished: a corrected rerun starts clean
         raise
     shard.barrier()  # every rank's units are on disk
     if shard.leader:
-        _merge_tables(config.out, units, metadata)
+        _merge_tables(config.out, units, record)
     shard.barrier()
     return pd.read_csv(config.out / TABLE_FILE)
 
@@ -126,27 +122,26 @@ def _check_names(config: RunConfig) -> None:
             raise BenchmarkError(f"--checkpoint names {name!r}, which is not among --methods")
 
 
-def _metadata(config: RunConfig, methods: dict, metrics: list, data_hash: str, device) -> dict:
+def _record(config: RunConfig, methods: dict, metrics: list, data_hash: str, device) -> RunRecord:
     """``run.json``'s content: the run's identity (configuration, weights, data and code hashes) and context."""
-    mismatches = setting_mismatches(methods, config)
     described = {name: method.describe() for name, method in methods.items()}
     code = code_hash(config.methods)
     weights = {name: info["checkpoint_sha256"] for name, info in described.items()}
-    return {
-        "config": config.record(),
-        "config_hash": config.config_hash(weights, data_hash, code),
-        "data_hash": data_hash,
-        "code_hash": code,
-        "dataset": dataset_description(config.data, config.load),
-        "normalization": DESCRIPTIONS[config.load.normalization],
-        "setting_mismatches": mismatches,
-        "methods": described,
-        "metrics": {metric.name: metric.describe() for metric in metrics},
-        "versions": library_versions(),
-        "git_commit": git_commit(),
-        "device": device_name(device),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    return RunRecord(
+        config=config.record(),
+        config_hash=config.config_hash(weights, data_hash, code),
+        data_hash=data_hash,
+        methods=described,
+        metrics={metric.name: metric.describe() for metric in metrics},
+        code_hash=code,
+        dataset=dataset_description(config.data, config.load),
+        normalization=DESCRIPTIONS[config.load.normalization],
+        setting_mismatches=setting_mismatches(methods, config),
+        versions=library_versions(),
+        git_commit=git_commit(),
+        device=device_name(device),
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
 
 
 def finished_units(out: Path) -> list[Path]:
@@ -154,24 +149,18 @@ def finished_units(out: Path) -> list[Path]:
     return [path for path in out.glob("metrics/*/*/*.csv") if not path.name.endswith(".volume.csv")]
 
 
-def _start_run(config: RunConfig, metadata: dict, resume: bool) -> None:
-    _prepare_out_dir(config, metadata, resume)
+def _start_run(config: RunConfig, record: RunRecord, resume: bool) -> None:
+    _prepare_out_dir(config, record, resume)
     if not (config.out / RUN_FILE).exists():
-        _write_json(config.out / RUN_FILE, metadata)
+        record.write(config.out)
 
 
-def _merge_tables(out: Path, units: list[Unit], metadata: dict) -> None:
+def _merge_tables(out: Path, units: list[Unit], record: RunRecord) -> None:
     """``metrics.csv`` and ``volume_metrics.csv`` from the verified unit files, in grid order."""
-    images, volumes = read_unit_tables(out, units, *grid_of(metadata))
+    images, volumes = read_unit_tables(out, units, record.slices_per_volume(), record.available_metrics())
     for name, frame in ((TABLE_FILE, images), (VOLUME_TABLE_FILE, volumes)):
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
-
-
-def grid_of(metadata: dict) -> tuple[dict[str, int], list[str]]:
-    """From ``run.json``: each volume's slice count, and the metrics a finished unit has a value for."""
-    slices = {item["file"]: int(item["num_slices"]) for item in metadata["volumes"]}
-    return slices, [name for name, info in metadata["metrics"].items() if info.get("available")]
 
 
 def setting_mismatches(methods: dict, config: RunConfig) -> dict[str, str]:
@@ -206,13 +195,13 @@ def _setting_text(value) -> str:
     return "x".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
 
 
-def _run_items(config, items, methods, metrics, device, metadata, shard: Shard) -> None:
+def _run_items(config, items, methods, metrics, device, record: RunRecord, shard: Shard) -> None:
     """Each (method, mask, volume group) item: infer what lacks a complete reconstruction, score what lacks
     verified scores. Items come grouped by volume group, so each group's volumes are read once."""
     loaded: dict[Path, dict] = {}
     warmed: set[str] = set()
     settings = InferenceSettings(config.acceleration, config.batch_size, config.load.normalization, device)
-    slices = {item["file"]: item["num_slices"] for item in metadata["volumes"]}
+    slices = record.slices_per_volume()
     expected = [metric.name for metric in metrics if metric.available]
     progress = tqdm(items, desc="benchmark", unit="item", disable=not shard.leader)  # rank 0 speaks for all
     for method, mask, group in progress:
@@ -229,24 +218,24 @@ def _run_items(config, items, methods, metrics, device, metadata, shard: Shard) 
             infer_group(units, config.out, methods[method], loaded, settings, seed, method not in warmed, missing)
             warmed.add(method)
         extra = {
-            "config_hash": metadata["config_hash"],
-            "data_hash": metadata["data_hash"][:16],
-            "checkpoint_sha256": metadata["methods"][method]["checkpoint_sha256"] or "",
-            "setting_mismatch": metadata["setting_mismatches"].get(method, ""),
+            "config_hash": record.config_hash,
+            "data_hash": record.data_hash[:16],
+            "checkpoint_sha256": record.methods[method]["checkpoint_sha256"] or "",
+            "setting_mismatch": record.setting_mismatches.get(method, ""),
         }
         for unit in unscored:
             score_unit(unit, config.out, loaded[unit.file], metrics, extra)
     progress.close()
 
 
-def _prepare_out_dir(config: RunConfig, metadata: dict, resume: bool) -> None:
+def _prepare_out_dir(config: RunConfig, record: RunRecord, resume: bool) -> None:
     run_file = config.out / RUN_FILE
     if run_file.exists():
         if not resume:
             raise BenchmarkError(
                 f"{config.out} already holds a run; pass --resume to continue it or choose another --out"
             )
-        _check_same_identity(config.out, read_run_json(config.out), metadata)
+        _check_same_identity(config.out, RunRecord.read(config.out), record)
     elif config.out.exists() and any(config.out.iterdir()):
         raise BenchmarkError(f"{config.out} exists and is not a run directory of this suite; choose another --out")
     try:
@@ -258,47 +247,24 @@ def _prepare_out_dir(config: RunConfig, metadata: dict, resume: bool) -> None:
         raise BenchmarkError(f"cannot write to {config.out}: {error.strerror or error}") from None
 
 
-def _check_same_identity(out: Path, stored: dict, current: dict) -> None:
+def _check_same_identity(out: Path, stored: RunRecord, current: RunRecord) -> None:
     """A resume must continue the same run: same data, same code, same configuration and weights."""
-    if stored.get("data_hash") != current["data_hash"]:
+    if stored.data_hash != current.data_hash:
         raise BenchmarkError(
-            f"{out} was run on data {str(stored.get('data_hash'))[:16]} ({stored['config'].get('data')}), not "
-            f"{current['data_hash'][:16]} ({current['config']['data']}); resume it on its own data or use another --out"
+            f"{out} was run on data {stored.data_hash[:16]} ({stored.config.get('data')}), not "
+            f"{current.data_hash[:16]} ({current.config['data']}); resume it on its own data or use another --out"
         )
-    old, new = stored.get("code_hash") or {}, current["code_hash"]
+    old, new = stored.code_hash, current.code_hash
     changed = [f"{name} {old.get(name)} -> {new[name]}" for name in new if old.get(name) != new[name]]
     if changed:
         raise BenchmarkError(
             f"{out} was run with other code ({'; '.join(changed)}); finish it with that code or use another --out"
         )
-    if stored.get("config_hash") != current["config_hash"]:
+    if stored.config_hash != current.config_hash:
         raise BenchmarkError(
             f"{out} was started with a different configuration or other weights "
-            f"(hash {stored.get('config_hash')} vs {current['config_hash']}); use another --out"
+            f"(hash {stored.config_hash} vs {current.config_hash}); use another --out"
         )
-
-
-def read_run_json(run_dir: Path) -> dict:
-    """A run's ``run.json``; a file this suite did not write, or cannot parse, is a one-line error."""
-    path = Path(run_dir) / RUN_FILE
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BenchmarkError(f"{path}: corrupt ({_first_line(error)})") from None
-    missing = [key for key in RUN_KEYS if not isinstance(stored, dict) or key not in stored]
-    if missing:
-        raise BenchmarkError(f"{path}: not a run of this suite (no {', '.join(missing)})")
-    return stored
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def summarize(
