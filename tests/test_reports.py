@@ -252,8 +252,13 @@ def test_generalisation_tables_put_each_dataset_beside_the_first_with_the_gap_to
     home = synthetic_scores(methods=("zero_filled", "unet"), seed=3)
     away = synthetic_scores(methods=("zero_filled", "unet"), seed=4)
     away.loc[away["method"] == "unet", "psnr_paper"] -= 10  # worse than zero filling on the other data
-    meta = {"data_hash": "a" * 64, "dataset": {"name": "embedded"}}
-    runs = [("in distribution", home, None, meta), ("shifted heads", away, None, meta | {"data_hash": "b" * 64})]
+    from benchmark.runner.record import RunRecord
+
+    def meta(data_hash):
+        return RunRecord(config={}, config_hash="c", data_hash=data_hash, methods={}, metrics={},
+                         dataset={"name": "embedded"})  # fmt: skip
+
+    runs = [("in distribution", home, None, meta("a" * 64)), ("shifted heads", away, None, meta("b" * 64))]
     tables = shift_tables(runs, "paper")
     assert [t.title.split(",")[1].split(":")[0].strip() for t in tables] == ["ES Cartesian-X", "ES Cartesian-Y",
                                                                              "Gaussian-VD", "Radial"]  # fmt: skip

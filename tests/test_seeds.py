@@ -6,6 +6,7 @@ import pytest
 
 from benchmark.errors import BenchmarkError
 from benchmark.reports.seeds import WITHIN_NOISE, seed_markdown, seed_spread
+from benchmark.runner.record import RunRecord
 
 # Per-(method, mask) mean PSNR of each contrast: the mask's mean is the mean of the two.
 MAIN = {("unet", "radial"): (30.0, 32.0), ("e2evarnet", "radial"): (31.0, 32.0),
@@ -20,7 +21,7 @@ def run(means: dict, seed: int = 0):
                 rows.append(dict(method=method, mask=mask, contrast=contrast, file=f"{contrast}.h5", slice=image,
                                  psnr_paper=mean + offset, ssim_paper=0.5 + mean / 100 + offset / 100))  # fmt: skip
     methods = {method: {"training_seed": seed} for method, _ in means}
-    return pd.DataFrame(rows), None, {"data_hash": "d", "methods": methods}
+    return pd.DataFrame(rows), None, RunRecord(config={}, config_hash="c", data_hash="d", methods=methods, metrics={})
 
 
 def seed_run(shift: float, seed: int):
@@ -48,6 +49,6 @@ def test_seed_runs_must_hold_one_method_of_the_main_run_on_the_same_data():
     with pytest.raises(BenchmarkError, match="same single method"):
         seed_spread(run(MAIN), [two_methods], "paper")
     other_data = seed_run(0.1, 1)
-    other_data[2]["data_hash"] = "other"
+    other_data[2].data_hash = "other"
     with pytest.raises(BenchmarkError, match="differs from the main run"):
         seed_spread(run(MAIN), [other_data], "paper")
