@@ -54,15 +54,19 @@ def run_audit(config: RunConfig, resume: bool = False) -> tuple[pd.DataFrame, pd
     run_benchmark(replace(config, data=lesion_data, out=config.out / LESION_RUN), resume=resume)
     lesion_rows, slice_rows = [], []
     entries = {Path(e.path).name: e for e in read_manifest(config.data)["entries"] if e.split == config.split}
+    # Volume-major, so each test volume is read once for every method and mask.
     units = [
         Unit(method, pattern, config.data / entry.path, entry.contrast)
-        for method in config.methods
-        for pattern in config.masks
         for entry in entries.values()
         if entry.contrast in config.contrasts
+        for method in config.methods
+        for pattern in config.masks
     ]
+    volume: dict = {}
     for unit in tqdm(units, desc="audit scores", unit="unit"):
-        lesions, slices = score_unit(config, unit, lesion_data, entries[unit.file.name])
+        if volume.get("file") != unit.file:
+            volume = {"file": unit.file, **load_volume(unit.file, config.load)}
+        lesions, slices = score_unit(config, unit, volume, lesion_data, entries[unit.file.name])
         lesion_rows += lesions
         slice_rows += slices
     tables = pd.DataFrame(lesion_rows), pd.DataFrame(slice_rows)
@@ -83,9 +87,8 @@ def _lesion_split(config: RunConfig, lesion_data: Path) -> None:
         raise BenchmarkError(f"{lesion_data} was not made from {config.data}; use another --out")
 
 
-def score_unit(config: RunConfig, unit: Unit, lesion_data: Path, entry) -> tuple[list[dict], list[dict]]:
-    """The audit's rows for one method x mask x volume."""
-    volume = load_volume(unit.file, config.load)
+def score_unit(config: RunConfig, unit: Unit, volume: dict, lesion_data: Path, entry) -> tuple[list[dict], list[dict]]:
+    """The audit's rows for one method x mask x volume (``volume``: its slices, ``load_volume``)."""
     lesioned = Unit(unit.method, unit.pattern, lesion_data / entry.path, unit.contrast)
     recon_0 = stored_reconstruction(unit.recon_path(config.out / CLEAN_RUN))
     recon_l = stored_reconstruction(lesioned.recon_path(config.out / LESION_RUN))
