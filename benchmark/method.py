@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, is_dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import torch
 
-from benchmark.checkpoint import CHECKPOINT_ROOT, load_checkpoint, load_weights
+from benchmark.checkpoint import CHECKPOINT_ROOT, checkpoint_reference, load_checkpoint, load_weights
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import sha256_file
 from benchmark.losses import magnitude_loss
@@ -173,15 +173,26 @@ class LearnedMethod(Method):
     capacity_checked: ClassVar[bool] = False
     #: The loaded checkpoint's capacity check (``None``: not a checked stage, or trained before the check).
     capacity: dict | None = None
+    #: The earlier stages this one is built on, by role: training loads each one's shipped checkpoint into
+    #: ``parents`` before ``build_model`` (the trainer enforces their capacity checks); at inference this
+    #: stage's own checkpoint holds every weight and no parent is loaded.
+    parent_stages: ClassVar[dict[str, type[LearnedMethod]]] = {}
 
     def __init__(
-        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
-    ) -> None:
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
+        parents: Mapping[str, LearnedMethod] | None = None,
+    ) -> None:  # fmt: skip
+        """``parents`` (training only): the earlier stages to build on, by role; by default each of
+        ``parent_stages`` from its shipped checkpoint, ``{}`` for none (random weights: ``for_timing``)."""
         if checkpoint is None and not for_training:
             checkpoint = self.shipped_checkpoint(profile)
         super().__init__(profile, device, None if for_training else checkpoint, for_training)
-        #: Earlier stages this one was built on while training (``load_parent``), by stage name.
-        self.parents: dict[str, LearnedMethod] = {}
+        #: Built to be trained (or timed): no checkpoint of its own was loaded.
+        self.for_training = for_training
+        if parents is None:
+            parents = load_parents(self.parent_stages, profile) if for_training else {}
+        #: The earlier stages this one was built on while training, by role (empty at inference).
+        self.parents: dict[str, LearnedMethod] = dict(parents)
         self.model = self.build_model().to(device)
         if not for_training:
             payload = load_checkpoint(self.checkpoint, self.trained_as or self.name, self.config_record())
@@ -197,16 +208,9 @@ class LearnedMethod(Method):
     def for_timing(cls, profile: str, device: torch.device) -> Self:
         """Random weights of ``profile`` in inference mode, for ``benchmark perf`` (no method here stops early,
         so the cost does not depend on the weights' values)."""
-        method = cls(profile, device, for_training=True)
+        method = cls(profile, device, for_training=True, parents={})
         method.train_mode(False)
         return method
-
-    def load_parent(self, stage: type[LearnedMethod]) -> LearnedMethod:
-        """An earlier stage's shipped checkpoint, loaded on the CPU to build this stage for training; the trainer
-        reads ``parents`` to enforce their capacity checks."""
-        parent = stage(self.profile, torch.device("cpu"), stage.shipped_checkpoint(self.profile))
-        self.parents[stage.stage] = parent
-        return parent
 
     @classmethod
     def shipped_checkpoint(cls, profile: str) -> Path:
@@ -237,8 +241,18 @@ class LearnedMethod(Method):
         return self.reconstruct(batch)
 
     def provenance(self) -> dict:
-        """What a checkpoint was built from beyond the data: source checkpoints' sha256, substitutions."""
-        return {}
+        """What a checkpoint was built from beyond the data: each parent's checkpoint (path, sha256) with that
+        checkpoint's own provenance (the whole chain); methods add their substitutions."""
+        return {
+            role: {**checkpoint_reference(parent.checkpoint), "provenance": parent.checkpoint_provenance}
+            for role, parent in self.parents.items()
+        }
+
+
+def load_parents(stages: Mapping[str, type[LearnedMethod]], profile: str) -> dict[str, LearnedMethod]:
+    """Each stage's shipped checkpoint of ``profile``, loaded on the CPU (a missing one: one clear line)."""
+    cpu = torch.device("cpu")
+    return {role: stage(profile, cpu, stage.shipped_checkpoint(profile)) for role, stage in stages.items()}
 
 
 def to_channels(image_BHW: torch.Tensor) -> torch.Tensor:

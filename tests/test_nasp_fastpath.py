@@ -12,7 +12,7 @@ from benchmark.errors import BenchmarkError, InputError
 from benchmark.masks import make_mask
 from benchmark.method import ReconBatch
 from benchmark.runner.units import load_volume
-from methods.nasp.adapter import TokenizerStage
+from methods.nasp.adapter import TokenizerStage, TransformerStage
 from methods.nasp.decoding import generate
 from methods.nasp.variants import NASPBase
 from tests.test_nasp_transformer import tiny_model
@@ -127,7 +127,7 @@ def test_timing_weights_need_no_tokenizer_checkpoint(ci_embedded, tmp_path, monk
     missing = tmp_path / "no-tokenizer.pt"
     monkeypatch.setattr(TokenizerStage, "shipped_checkpoint", classmethod(lambda cls, profile: missing))
     with pytest.raises(BenchmarkError, match="no-tokenizer.pt"):
-        NASPBase("tiny", CPU, for_training=True)  # training does need the tokenizer
+        TransformerStage("tiny", CPU, for_training=True)  # training does need the tokenizer
     method = NASPBase.for_timing("tiny", CPU)
     assert not method.model.training
     recon = method.reconstruct(radial_batch(ci_embedded))

@@ -57,9 +57,10 @@ class BuiltOnKeep(Keep):
     name = "built-on-keep"
     stage = "next"
     capacity_checked = False
+    parent_stages = {"autoencoder": Keep}
 
     def build_model(self) -> torch.nn.Module:
-        return self.load_parent(Keep).model
+        return self.parents["autoencoder"].model if self.parents else super().build_model()
 
 
 def request(data, out, **overrides) -> TrainRequest:
@@ -75,6 +76,13 @@ def test_every_tiny_recipe_sees_the_protocols_slices_and_validates_on_every_val_
     assert recipe.val_slices is None
     if not cls.capacity_checked:
         assert recipe.steps * recipe.batch_size == 3240  # 30 passes over the 108-slice train split
+
+
+@pytest.mark.parametrize(("method", "stage"), training_units(), ids=lambda v: str(v))
+def test_every_declared_parent_is_a_stage_train_builds_of_the_same_method(method, stage):
+    """A chain declared as data must be one ``train`` can build: each parent is a registered stage of the method."""
+    for parent in get_training_class(method, stage).parent_stages.values():
+        assert get_training_class(method, parent.stage) is parent
 
 
 def test_protocol_breaches_name_too_few_or_too_many_slices_and_a_partial_validation_set():

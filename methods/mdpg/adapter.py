@@ -9,7 +9,7 @@ L1 + L2 on the magnitude. Sampling is seeded by the run (``torch.Generator``): s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,7 +17,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from benchmark.checkpoint import checkpoint_reference
 from benchmark.losses import magnitude_loss
 from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget, to_channels, to_complex, zero_filled_and_scale
 from benchmark.physics import MultiCoilOperator
@@ -39,26 +38,21 @@ def fully_sampled(batch: ReconBatch, target: TrainingTarget, scale: torch.Tensor
 class _Stage(LearnedMethod):
     name = "mdpg"
     needs_hierarchy = True  # stage I trains on fully sampled images
-    #: The earlier stage whose shipped checkpoint this one is built on (frozen), if any.
-    built_on: type[LearnedMethod] | None = None
 
-    def __init__(self, profile, device, checkpoint: Path | None = None, for_training: bool = False) -> None:
-        self._for_training, self._record = for_training, {}
-        super().__init__(profile, device, checkpoint, for_training)
+    def __init__(
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
+        parents: Mapping[str, LearnedMethod] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(profile, device, checkpoint, for_training, parents)
         self.generator = torch.Generator(device=device)
+        self.scheduler = build_ddim(cfg.PRIOR_CONFIGS[profile])  # the prior's sampler (stage I needs none)
 
-    def earlier_stage(self) -> nn.Module:
-        """The earlier stage's network: its shipped weights when training (recorded), else a skeleton that this
-        stage's own checkpoint fills."""
-        stage = self.built_on
-        if not self._for_training:
-            return stage.assemble(self.profile)
-        parent = self.load_parent(stage)  # a missing checkpoint: one clear line
-        self._record = {stage.stage: checkpoint_reference(parent.checkpoint)}
-        return parent.model.requires_grad_(False)
-
-    def provenance(self) -> dict:
-        return self._record
+    def earlier_stage(self, role: str) -> nn.Module:
+        """The earlier stage's network, frozen: its shipped weights when training, else a skeleton that this
+        stage's own checkpoint fills (or random weights, for timing)."""
+        if role in self.parents:
+            return self.parents[role].model.requires_grad_(False)
+        return self.parent_stages[role].assemble(self.profile)
 
 
 class AutoencoderStage(_Stage):
@@ -102,11 +96,7 @@ class PriorModel(nn.Module):
 class PriorStage(_Stage):
     stage = "prior"
     configs, train_configs = cfg.PRIOR_CONFIGS, cfg.PRIOR_TRAIN
-    built_on = AutoencoderStage
-
-    def __init__(self, profile, device, checkpoint: Path | None = None, for_training: bool = False) -> None:
-        super().__init__(profile, device, checkpoint, for_training)
-        self.scheduler = build_ddim(self.config)
+    parent_stages = {"autoencoder": AutoencoderStage}
 
     @classmethod
     def assemble(cls, profile: str) -> nn.Module:
@@ -116,8 +106,8 @@ class PriorStage(_Stage):
 
     def build_model(self) -> nn.Module:
         model = self.assemble(self.profile)
-        if self._for_training:
-            model.autoencoder.load_state_dict(self.earlier_stage().state_dict())
+        if "autoencoder" in self.parents:
+            model.autoencoder.load_state_dict(self.earlier_stage("autoencoder").state_dict())
         return model
 
     def config_record(self) -> dict:
@@ -162,14 +152,10 @@ class MDPG(_Stage):
 
     stage = "unrolled"
     configs, train_configs = cfg.UNROLLED_CONFIGS, cfg.UNROLLED_TRAIN
-    built_on = PriorStage
-
-    def __init__(self, profile, device, checkpoint: Path | None = None, for_training: bool = False) -> None:
-        super().__init__(profile, device, checkpoint, for_training)
-        self.scheduler = build_ddim(cfg.PRIOR_CONFIGS[profile])
+    parent_stages = {"prior": PriorStage}
 
     def build_model(self) -> nn.Module:
-        return MDPGModel(self.earlier_stage(), UnrolledNet(self.config))
+        return MDPGModel(self.earlier_stage("prior"), UnrolledNet(self.config))
 
     def config_record(self) -> dict:
         return {"unrolled": asdict(self.config), "prior": asdict(cfg.PRIOR_CONFIGS[self.profile]),

@@ -1,5 +1,5 @@
-"""NASP's training stages as harness classes. Part 1: the AQ-VAE tokenizer stage
-(``python -m benchmark train nasp --stage tokenizer``).
+"""NASP's tokenizer and transformer stages, and the decoder the registered methods run. Part 1: the AQ-VAE
+tokenizer stage (``python -m benchmark train nasp --stage tokenizer``).
 
 Training (eq. 3, supp. §9): all six level images of a slice (R = 32 … 2 from the nested masks of the
 batch's pattern, and FS) are encoded, quantised, fused and decoded; the generator loss is
@@ -12,16 +12,16 @@ input alone, fused and decoded — what the tokenizer gives without the transfor
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from fastmri.losses import SSIMLoss
 
-from benchmark.checkpoint import checkpoint_reference
 from benchmark.io import sha256_file
 from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget
 from methods.nasp.config import TOKENIZER_CONFIGS, TOKENIZER_TRAIN, TRANSFORMER_CONFIGS, TRANSFORMER_TRAIN
@@ -51,19 +51,20 @@ class TokenizerStage(LearnedMethod):
     capacity_checked = True  # validation decodes all six true levels: the oracle
 
     def __init__(
-        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
-    ) -> None:
-        self._record: dict = {"var_vqvae": None}
-        self._for_training = for_training  # VAR's weights initialise training only; a checkpoint overrides them
-        super().__init__(profile, device, checkpoint, for_training)
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
+        parents: Mapping[str, LearnedMethod] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(profile, device, checkpoint, for_training, parents)
         if for_training:
             self._build_training_networks()
 
     def build_model(self) -> AQVAE:
         model = AQVAE(self.config, distributed=dist.is_available() and dist.is_initialized())
         var_path = os.environ.get(VAR_VQVAE_ENV)
-        if var_path and self._for_training:
-            self._record["var_vqvae"] = {**load_var_vqvae(model, var_path), "sha256": sha256_file(var_path)}
+        #: VAR's weights it was initialised from (training only: a checkpoint overrides them), or ``None``.
+        self.var_vqvae: dict | None = None
+        if var_path and self.for_training:
+            self.var_vqvae = {**load_var_vqvae(model, var_path), "sha256": sha256_file(var_path)}
         return model
 
     def _build_training_networks(self) -> None:
@@ -71,12 +72,12 @@ class TokenizerStage(LearnedMethod):
         self.features, feature_record = build_feature_network(c.discriminator_features)
         self.perceptual, perceptual_record = build_perceptual(c.perceptual)
         self.features.to(self.device), self.perceptual.to(self.device)
-        self._record |= {"substitutions": feature_record | perceptual_record}
+        self.substitutions = feature_record | perceptual_record
         self.discriminator = ProjectedHeads(self.features.channels, c.discriminator_hidden).to(self.device)
         self.ssim_loss = SSIMLoss().to(self.device)
 
     def provenance(self) -> dict:
-        return self._record
+        return {"var_vqvae": self.var_vqvae, "substitutions": getattr(self, "substitutions", None)}
 
     def training_modules(self) -> dict[str, torch.nn.Module]:
         return {"model": self.model, "discriminator": self.discriminator}
@@ -129,19 +130,16 @@ class TokenizerStage(LearnedMethod):
         yield "discriminator", lsgan_discriminator_loss(real_logits, fake_logits)
 
 
-class TransformerStage(LearnedMethod):
-    """Part 2 (``train nasp --stage transformer``): teacher-forced cross-entropy over the codebook on
-    scales 1 … 5, from the shipped tokenizer (frozen) and its encoder (trained jointly as context).
-    ``reconstruct`` decodes scale by scale from the R = 32 input alone (``decoding.generate``)."""
+class NASPDecoder(LearnedMethod):
+    """NASP at inference: one checkpoint's tokenizer and transformer decode scale by scale from the R = 32 input
+    alone (``decoding.generate``). The transformer stages train it; the registered methods run it."""
 
     name = "nasp"
-    stage = "transformer"
     configs = TRANSFORMER_CONFIGS
-    train_configs = TRANSFORMER_TRAIN
     needs_hierarchy = True
     sampler = Sampler("argmax")
-    #: The stage whose shipped checkpoint supplies the (frozen) tokenizer.
-    tokenizer_stage: type[TokenizerStage] = TokenizerStage
+    #: The stage whose config the tokenizer has.
+    tokenizer_stage: ClassVar[type[TokenizerStage]] = TokenizerStage
     #: Put the measured samples back into the output, on the measured low-resolution phase (``describe`` says so).
     data_consistency = False
     #: The fast path (``benchmark perf --switches`` times each flipped): self-attention KV cache with
@@ -155,20 +153,11 @@ class TransformerStage(LearnedMethod):
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
-        random_tokenizer: bool = False,
+        parents: Mapping[str, LearnedMethod] | None = None,
     ) -> None:  # fmt: skip
-        """``random_tokenizer``: build on a random tokenizer instead of the shipped one (``for_timing`` only)."""
-        self._for_training, self._record, self.random_tokenizer = for_training, {}, random_tokenizer
-        super().__init__(profile, device, checkpoint, for_training)
+        super().__init__(profile, device, checkpoint, for_training, parents)
         self.generator = torch.Generator(device=device)
         self._compiled: tuple[torch.nn.Module, Callable] | None = None  # (transformer, its compiled run)
-
-    @classmethod
-    def for_timing(cls, profile: str, device: torch.device) -> TransformerStage:
-        """Random weights throughout, the tokenizer's too, so a profile without checkpoints can be timed."""
-        method = cls(profile, device, for_training=True, random_tokenizer=True)
-        method.train_mode(False)
-        return method
 
     def tokenizer_config(self):
         return self.tokenizer_stage.configs[self.profile]
@@ -178,16 +167,11 @@ class TransformerStage(LearnedMethod):
 
     def build_model(self) -> NASPModel:
         tokenizer = AQVAE(self.tokenizer_config())
-        if self.random_tokenizer:
+        if "tokenizer" in self.parents:  # a trained checkpoint carries its tokenizer's weights itself
+            tokenizer.load_state_dict(self.parents["tokenizer"].model.state_dict())
+        elif self.for_training:  # timing weights: random throughout, no tokenizer checkpoint needed
             randomise_codebook(tokenizer)
-        elif self._for_training:  # a trained transformer checkpoint carries its tokenizer's weights itself
-            stage = self.load_parent(self.tokenizer_stage)
-            tokenizer.load_state_dict(stage.model.state_dict())
-            self._record = {"tokenizer": checkpoint_reference(stage.checkpoint)}
         return NASPModel(tokenizer, self.config)
-
-    def provenance(self) -> dict:
-        return self._record
 
     def _inputs(self, batch: ReconBatch) -> tuple[torch.Tensor, torch.Tensor]:
         index = self.tokenizer_config().patterns.index(batch.pattern)
@@ -221,6 +205,15 @@ class TransformerStage(LearnedMethod):
                 return run(*args)
 
         return bf16_run
+
+
+class TransformerStage(NASPDecoder):
+    """Part 2 (``train nasp --stage transformer``): teacher-forced cross-entropy over the codebook on
+    scales 1 … 5, from the shipped tokenizer (frozen) and its encoder (trained jointly as context)."""
+
+    stage = "transformer"
+    train_configs = TRANSFORMER_TRAIN
+    parent_stages = {"tokenizer": TokenizerStage}
 
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
         image, pattern = self._inputs(batch)

@@ -28,7 +28,7 @@ from methods.nasp.adapter import TransformerStage
 from methods.nasp.config import VAR_NO_DECAY
 from methods.nasp.decoding import Sampler, generate
 from methods.nasp.model import NASPModel
-from methods.nasp.teacher import TeacherStage, fully_sampled_image, stage_record
+from methods.nasp.teacher import TeacherStage, fully_sampled_image
 from methods.nasp.tokenizer import AQVAE
 
 #: Paper: cosine schedule, base lr 1e-5, global batch 24, 100 epochs. Tiny: the training protocol's slices in
@@ -80,15 +80,13 @@ class DistillStage(TransformerStage):
 
     stage = "distill"
     train_configs = DISTILL_TRAIN
+    parent_stages = {"transformer": TransformerStage, "teacher": TeacherStage}
 
     def build_model(self) -> NASPModel:
         student = NASPModel(AQVAE(self.tokenizer_config()), self.config)
-        if self._for_training:  # the base model's weights, tokenizer included; the teacher beside it
-            base = self.load_parent(TransformerStage)
-            student.load_state_dict(base.model.state_dict())
-            teacher = self.load_parent(TeacherStage)
-            self.teacher = teacher.model.to(self.device).eval().requires_grad_(False)
-            self._record = {"transformer": stage_record(base), "teacher": stage_record(teacher)}
+        if self.parents:  # the base model's weights, tokenizer included; the teacher beside it
+            student.load_state_dict(self.parents["transformer"].model.state_dict())
+            self.teacher = self.parents["teacher"].model.to(self.device).eval().requires_grad_(False)
         return student
 
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from benchmark.checkpoint import checkpoint_reference
 from benchmark.errors import BenchmarkError
 from benchmark.method import ReconBatch, TrainingTarget
 from benchmark.recipes import TINY_PROTOCOL, TrainConfig
@@ -78,20 +77,20 @@ class TeacherStage(TransformerStage):
     stage = "teacher"
     train_configs = TEACHER_TRAIN
     teacher_configs = TEACHER_CONFIGS
+    parent_stages = {"transformer": TransformerStage}
 
     def config_record(self) -> dict:
         return super().config_record() | {"teacher": asdict(self.teacher_configs[self.profile])}
 
     def build_model(self) -> NASPModel:
         teacher = NASPModel(AQVAE(self.tokenizer_config()), self.config, privileged=True)
-        if self._for_training:  # start from the base model: its weights, privileged branches at zero
-            base = self.load_parent(TransformerStage)
+        if "transformer" in self.parents:  # start from the base model: its weights, privileged branches at zero
+            base = self.parents["transformer"]
             missing, unexpected = teacher.load_state_dict(base.model.state_dict(), strict=False)
             if unexpected or any(".privileged." not in key for key in missing):
                 raise BenchmarkError(
                     f"{base.checkpoint} does not fit the teacher (missing {missing[:3]}, unexpected {unexpected[:3]})"
                 )
-            self._record = {"transformer": stage_record(base)}
         return teacher
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
@@ -116,8 +115,3 @@ class TeacherStage(TransformerStage):
         begin = self.model.transformer.begin_ends[1][0]
         labels = torch.cat(indices[1:], dim=1)  # clean labels
         yield "model", F.cross_entropy(logits[:, begin:].reshape(-1, logits.shape[-1]), labels.reshape(-1))
-
-
-def stage_record(stage: TransformerStage) -> dict:
-    """What a checkpoint was built from: path, sha256, and that checkpoint's own provenance (the chain)."""
-    return {**checkpoint_reference(stage.checkpoint), "provenance": stage.checkpoint_provenance}

@@ -12,13 +12,15 @@ own tokenizer with 16 x 16 tokens at every level, and a transformer on it).
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from benchmark.io import sha256_file
-from methods.nasp.adapter import TokenizerStage, TransformerStage
+from benchmark.method import LearnedMethod
+from methods.nasp.adapter import NASPDecoder, TokenizerStage, TransformerStage
 from methods.nasp.config import TOKENIZER_CONFIGS, TRANSFORMER_CONFIGS
 from methods.nasp.decoding import Sampler
 from methods.nasp.distill import DistillStage
@@ -26,18 +28,17 @@ from methods.nasp.distill import DistillStage
 _SHARED_MODELS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
-class _Registered(TransformerStage):
+class _Registered(NASPDecoder):
     """A registered NASP method: runs the checkpoint of stage ``source`` and shares its loaded weights."""
 
     source: type[TransformerStage] = TransformerStage
-    stage = ""
     trained_as = "nasp"
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
-        random_tokenizer: bool = False,
+        parents: Mapping[str, LearnedMethod] | None = None,
     ) -> None:  # fmt: skip
-        super().__init__(profile, device, checkpoint, for_training, random_tokenizer)
+        super().__init__(profile, device, checkpoint, for_training, parents)
         if not for_training:
             key = (sha256_file(self.checkpoint), str(device))
             self.model = _SHARED_MODELS.setdefault(key, self.model)
@@ -92,6 +93,7 @@ class FlatTokenizerStage(TokenizerStage):
 class FlatStage(TransformerStage):
     stage = "transformer-flat"
     tokenizer_stage = FlatTokenizerStage
+    parent_stages = {"tokenizer": FlatTokenizerStage}
 
 
 class NASPNoCross(_Registered):
