@@ -1,5 +1,5 @@
-"""`python -m benchmark perf`: one row per method and batch size, counted FLOPs, random paper weights where a
-method can be assembled without checkpoints, and one line where it cannot."""
+"""`python -m benchmark perf`: one row per method and batch size, counted FLOPs, random paper weights (a method
+trained in stages too, without any stage's checkpoint), one line for bad input."""
 
 import subprocess
 import sys
@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from benchmark.errors import BenchmarkError
-from benchmark.perf import PerfRequest, run_perf
+from benchmark.perf import PerfRequest, build_for_timing, run_perf
+from benchmark.registry import get_training_class
 
 SIZE = (64, 64)  # the small embedded dataset's
 
@@ -31,14 +32,14 @@ def test_perf_writes_one_row_per_method_and_batch_with_counted_flops(small_embed
     assert table["weights"].str.startswith(("shipped", "none")).all()
 
 
-def test_paper_profile_times_random_weights_or_says_what_is_missing(small_embedded, tmp_path):
+def test_paper_profile_times_random_weights_even_of_a_method_trained_in_stages(small_embedded, tmp_path):
     request = PerfRequest(methods=("unet",), data=small_embedded, out=tmp_path / "a.csv", profile="paper",
                           batches=(1,), repeats=1, warmup=0, size=SIZE)  # fmt: skip
     assert run_perf(request)["weights"].tolist() == ["random (timing only)"]
-    with pytest.raises(BenchmarkError, match="mdpg: cannot assemble the paper profile on random weights"):
-        run_perf(PerfRequest(methods=("mdpg",), data=small_embedded, out=tmp_path / "b.csv", profile="paper",
-                             batches=(1,), repeats=1, size=SIZE))  # fmt: skip
-    assert not (tmp_path / "b.csv").exists()
+    # No paper checkpoint of any MDPG stage exists: it builds all the same, on no parents.
+    assert not get_training_class("mdpg", "prior").shipped_checkpoint("paper").exists()
+    method, weights = build_for_timing("mdpg", "paper", torch.device("cpu"))
+    assert weights == "random (timing only)" and method.parents == {} and not method.model.training
 
 
 def test_perf_command_rejects_a_bad_batch_list_in_one_line(small_embedded):
