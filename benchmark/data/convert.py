@@ -30,6 +30,7 @@ from benchmark.data.fastmri import (
     write_volume,
 )
 from benchmark.data.manifest import SPLITS, FileEntry, entry_for, read_manifest, write_manifest
+from benchmark.data.noise import margin_noise_sigma, volume_noise_sigma
 from benchmark.data.ownership import check_replaceable, staging_folder
 from benchmark.errors import BenchmarkError, DataError
 
@@ -45,7 +46,8 @@ def convert_fastmri(
     root = Path(root)
     check_replaceable(root, "fastmri-convert")  # a new conversion may join or replace files of an old one only
     raw_options = replace(options, normalization="none")
-    infos = [_validate_fully(Path(source), options.size) for source in sources]
+    checked = [_validate_fully(Path(source), options.size) for source in sources]
+    infos, noise_sigmas = [info for info, _ in checked], {info.path: sigma for info, sigma in checked}
     entries: dict[str, FileEntry] = {}
     if (root / "manifest.json").exists():
         entries = {entry.path: entry for entry in read_manifest(root)["entries"]}
@@ -61,7 +63,9 @@ def convert_fastmri(
         for info in infos:
             path = root / split / info.path.name
             os.replace(staging / info.path.name, path)
-            entry = entry_for(root, path, split, info.contrast, info.patient_id, info.num_slices)
+            entry = entry_for(
+                root, path, split, info.contrast, info.patient_id, info.num_slices, noise_sigmas[info.path]
+            )
             entries[entry.path] = entry
             written.append(path)
     finally:
@@ -71,17 +75,20 @@ def convert_fastmri(
     return written
 
 
-def _validate_fully(path: Path, size: tuple[int, int]) -> VolumeInfo:
+def _validate_fully(path: Path, size: tuple[int, int]) -> tuple[VolumeInfo, float | None]:
     """Open the file and read every slice once, so a file too small for ``size``, NaN/Inf, empty slices or
-    truncation fail before any write."""
+    truncation fail before any write; on the way, estimate its k-space noise level from the readout margins
+    (``benchmark.data.noise``; the manifest's ``noise_sigma``, which the audit's ideal observer needs)."""
+    slice_sigmas = []
     with open_fastmri(path) as (handle, info):
         if problem := crop_problem(info, size):
             raise DataError(path, problem)
         for index in range(info.num_slices):
             try:
-                problem = slice_problem(handle["kspace"][index], index)
+                kspace = handle["kspace"][index]
             except (OSError, RuntimeError):
                 raise DataError(path, f"slice {index} unreadable, truncated or corrupt") from None
-            if problem:
+            if problem := slice_problem(kspace, index):
                 raise DataError(path, problem)
-    return info
+            slice_sigmas.append(margin_noise_sigma(kspace, info.recon_size[0]))
+    return info, volume_noise_sigma(slice_sigmas)
