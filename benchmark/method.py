@@ -75,22 +75,45 @@ class TrainingTarget:
         )
 
 
-class Method(ABC):
-    """A reconstruction method. Subclasses set ``name`` and ``configs`` and implement ``reconstruct``."""
+class Configured:
+    """What a method and a training stage share: a name, a config per profile, a device, a checkpoint path."""
 
     name: ClassVar[str] = ""
     #: Profile name -> frozen config dataclass (``tiny`` for CPU/CI, ``paper`` for the paper's sizes).
     configs: ClassVar[dict[str, Any]] = {}
     #: Learned methods need a checkpoint; classical ones do not.
     needs_checkpoint: ClassVar[bool] = False
-    #: True for methods that estimate their own sensitivity maps instead of using the shared ones.
-    estimates_own_maps: ClassVar[bool] = False
+    #: A stage of a multi-stage method (``train METHOD --stage STAGE``); its checkpoints live in
+    #: ``results/checkpoints/<name>/<stage>/``.
+    stage: ClassVar[str] = ""
     #: Size, R and normalisation the loaded checkpoint was trained with (``None``: nothing learned).
     training_setting: dict | None = None
     #: The loaded checkpoint's provenance (source checkpoints, substitutions); recorded in run metadata.
     checkpoint_provenance: dict | None = None
     #: The seed the loaded checkpoint was trained with (``None``: nothing learned); training-noise reports.
     training_seed: int | None = None
+
+    def __init__(
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
+    ) -> None:
+        if profile not in self.configs:
+            raise InputError(f"{self.name}: unknown profile {profile!r}; known: {', '.join(self.configs)}")
+        if self.needs_checkpoint and not for_training and (checkpoint is None or not Path(checkpoint).is_file()):
+            stage = f" --stage {self.stage}" if self.stage else ""
+            hint = f"train it with `python -m benchmark train {self.name}{stage} --profile {profile}`"
+            raise BenchmarkError(f"{self.name}: checkpoint {checkpoint} not found; {hint}")
+        self.profile = profile
+        self.config = self.configs[profile]
+        self.device = device
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+
+
+class Method(Configured, ABC):
+    """A reconstruction method: what the runner calls. Subclasses set ``name`` and ``configs`` and implement
+    ``reconstruct``."""
+
+    #: True for methods that estimate their own sensitivity maps instead of using the shared ones.
+    estimates_own_maps: ClassVar[bool] = False
     #: A guess of one slice's cost (reconstruction and scoring) relative to a cheap network's; only balances the
     #: ranks of a sharded run, never changes a number.
     relative_cost: ClassVar[float] = 1.0
@@ -104,16 +127,7 @@ class Method(ABC):
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
     ) -> None:
-        if profile not in self.configs:
-            raise InputError(f"{self.name}: unknown profile {profile!r}; known: {', '.join(self.configs)}")
-        if self.needs_checkpoint and not for_training and (checkpoint is None or not Path(checkpoint).is_file()):
-            stage = f" --stage {self.stage}" if getattr(self, "stage", "") else ""
-            hint = f"train it with `python -m benchmark train {self.name}{stage} --profile {profile}`"
-            raise BenchmarkError(f"{self.name}: checkpoint {checkpoint} not found; {hint}")
-        self.profile = profile
-        self.config = self.configs[profile]
-        self.device = device
-        self.checkpoint = Path(checkpoint) if checkpoint else None
+        super().__init__(profile, device, checkpoint, for_training)
         self.switches = dict(self.speed_switches)
 
     def set_speed_switches(self, **values: bool) -> None:
@@ -150,19 +164,17 @@ class Method(ABC):
         }
 
 
-class LearnedMethod(Method):
-    """A method with an ``nn.Module`` trained by the shared loop. Subclasses implement ``build_model``,
-    ``reconstruct`` and ``loss`` and set ``train_configs`` (profile -> ``TrainConfig``).
+class TrainingStage(Configured, ABC):
+    """A training recipe the shared loop runs: the network (``build_model``), its losses, the image validation
+    scores and the earlier stages it is built on. A learned method is one (``LearnedMethod``); a stage that
+    cannot reconstruct on its own (NASP's privileged teacher needs the fully sampled image) is only this.
 
-    At inference the weights come from ``checkpoint`` (default: the shipped
-    ``results/checkpoints/<name>/<profile>.pt``), using the EMA weights when the checkpoint has them.
+    Loaded for inference or as a parent, the weights come from ``checkpoint`` (default: the shipped
+    ``results/checkpoints/<name>[/<stage>]/<profile>.pt``), using the EMA weights when the checkpoint has them.
     """
 
     needs_checkpoint = True
     train_configs: ClassVar[dict[str, Any]] = {}
-    #: A stage of a multi-stage method (``train METHOD --stage STAGE``); its checkpoints live in
-    #: ``results/checkpoints/<name>/<stage>/``.
-    stage: ClassVar[str] = ""
     #: Training batches carry the nested mask hierarchy and the fully sampled k-space.
     needs_hierarchy: ClassVar[bool] = False
     #: The method name its checkpoints are written under, when it runs another method's weights (a
@@ -176,11 +188,11 @@ class LearnedMethod(Method):
     #: The earlier stages this one is built on, by role: training loads each one's shipped checkpoint into
     #: ``parents`` before ``build_model`` (the trainer enforces their capacity checks); at inference this
     #: stage's own checkpoint holds every weight and no parent is loaded.
-    parent_stages: ClassVar[dict[str, type[LearnedMethod]]] = {}
+    parent_stages: ClassVar[dict[str, type[TrainingStage]]] = {}
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
-        parents: Mapping[str, LearnedMethod] | None = None,
+        parents: Mapping[str, TrainingStage] | None = None,
     ) -> None:  # fmt: skip
         """``parents`` (training only): the earlier stages to build on, by role; by default each of
         ``parent_stages`` from its shipped checkpoint, ``{}`` for none (random weights: ``for_timing``)."""
@@ -192,7 +204,7 @@ class LearnedMethod(Method):
         if parents is None:
             parents = load_parents(self.parent_stages, profile) if for_training else {}
         #: The earlier stages this one was built on while training, by role (empty at inference).
-        self.parents: dict[str, LearnedMethod] = dict(parents)
+        self.parents: dict[str, TrainingStage] = dict(parents)
         self.model = self.build_model().to(device)
         if not for_training:
             payload = load_checkpoint(self.checkpoint, self.trained_as or self.name, self.config_record())
@@ -231,14 +243,14 @@ class LearnedMethod(Method):
         """Networks the loop optimises, by method attribute name; ``"model"`` is saved as the model."""
         return {"model": self.model}
 
+    @abstractmethod
     def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
         """``(network, loss)`` pairs; the loop steps each network on its loss before asking for the next
         (alternating GAN updates are a generator yielding the generator's loss, then the discriminator's)."""
-        yield "model", self.loss(batch, target.magnitude)
 
+    @abstractmethod
     def validation_image(self, batch: ReconBatch, target: TrainingTarget) -> torch.Tensor:
-        """The image validation SSIM scores (selects ``best.pt``); by default the reconstruction."""
-        return self.reconstruct(batch)
+        """The image validation SSIM scores (selects ``best.pt``)."""
 
     def provenance(self) -> dict:
         """What a checkpoint was built from beyond the data: each parent's checkpoint (path, sha256) with that
@@ -249,7 +261,19 @@ class LearnedMethod(Method):
         }
 
 
-def load_parents(stages: Mapping[str, type[LearnedMethod]], profile: str) -> dict[str, LearnedMethod]:
+class LearnedMethod(TrainingStage, Method):
+    """A method with an ``nn.Module`` trained by the shared loop. Subclasses implement ``build_model``,
+    ``reconstruct`` and ``loss`` and set ``train_configs`` (profile -> ``TrainConfig``)."""
+
+    def training_losses(self, batch: ReconBatch, target: TrainingTarget) -> Iterator[tuple[str, torch.Tensor]]:
+        yield "model", self.loss(batch, target.magnitude)
+
+    def validation_image(self, batch: ReconBatch, target: TrainingTarget) -> torch.Tensor:
+        """By default the reconstruction."""
+        return self.reconstruct(batch)
+
+
+def load_parents(stages: Mapping[str, type[TrainingStage]], profile: str) -> dict[str, TrainingStage]:
     """Each stage's shipped checkpoint of ``profile``, loaded on the CPU (a missing one: one clear line)."""
     cpu = torch.device("cpu")
     return {role: stage(profile, cpu, stage.shipped_checkpoint(profile)) for role, stage in stages.items()}

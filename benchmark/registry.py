@@ -17,7 +17,7 @@ import importlib.metadata
 from functools import cache
 
 from benchmark.errors import InputError
-from benchmark.method import Method
+from benchmark.method import Method, TrainingStage
 
 METHODS: dict[str, str] = {
     "zero_filled": "methods.zero_filled.adapter:ZeroFilled",
@@ -103,7 +103,6 @@ def describe_methods() -> list[dict]:
     """Every registered method, then every training stage of a multi-stage method: name, kind, profiles
     and, for learned ones, each profile's shipped checkpoint as a sha256 prefix (``None`` when absent)."""
     from benchmark.io import sha256_file
-    from benchmark.method import LearnedMethod
 
     classes = [(name, get_method_class(name)) for name in known_methods()]
     classes += [
@@ -111,7 +110,7 @@ def describe_methods() -> list[dict]:
     ]
     rows = []
     for label, cls in classes:
-        learned = issubclass(cls, LearnedMethod)
+        learned = issubclass(cls, TrainingStage)
         checkpoints = {}
         for profile in cls.configs if learned else ():
             path = cls.shipped_checkpoint(profile)
@@ -121,7 +120,7 @@ def describe_methods() -> list[dict]:
     return rows
 
 
-def get_training_class(name: str, stage: str | None = None) -> type[Method]:
+def get_training_class(name: str, stage: str | None = None) -> type[Method | TrainingStage]:
     """The class ``train`` optimises: the method itself, or the named stage of a multi-stage method."""
     if name not in STAGES:
         if stage:
@@ -132,9 +131,6 @@ def get_training_class(name: str, stage: str | None = None) -> type[Method]:
         raise InputError(f"{name} trains in stages: pass --stage {'|'.join(stages)}")
     module_name, class_name = stages[stage].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Method)) or (cls.name, getattr(cls, "stage", "")) != (
-        name,
-        stage,
-    ):
+    if not (isinstance(cls, type) and issubclass(cls, TrainingStage)) or (cls.name, cls.stage) != (name, stage):
         raise TypeError(f"stage entry {name}/{stage} -> {stages[stage]} is not that stage of {name!r}")
     return cls

@@ -14,7 +14,7 @@ import torch
 from benchmark.checkpoint import load_checkpoint
 from benchmark.errors import InputError
 from benchmark.masks import PATTERN_NAMES
-from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget
+from benchmark.method import LearnedMethod, Method, ReconBatch, TrainingStage, TrainingTarget
 from benchmark.recipes import TINY_PROTOCOL, TrainConfig, protocol_breaches
 from benchmark.registry import get_training_class
 from benchmark.training.loop import Trainer, TrainRequest
@@ -83,6 +83,16 @@ def test_every_declared_parent_is_a_stage_train_builds_of_the_same_method(method
     """A chain declared as data must be one ``train`` can build: each parent is a registered stage of the method."""
     for parent in get_training_class(method, stage).parent_stages.values():
         assert get_training_class(method, parent.stage) is parent
+
+
+def test_a_stage_that_cannot_reconstruct_is_a_training_recipe_not_a_method():
+    """NASP's privileged teacher needs the fully sampled image: the runner must have nothing to call on it,
+    while the loop trains it like any stage and its student stages stay methods."""
+    teacher = get_training_class("nasp", "teacher")
+    assert issubclass(teacher, TrainingStage) and not issubclass(teacher, Method)
+    assert not hasattr(teacher, "reconstruct")
+    for stage in ("transformer", "distill"):
+        assert issubclass(get_training_class("nasp", stage), Method)
 
 
 def test_protocol_breaches_name_too_few_or_too_many_slices_and_a_partial_validation_set():

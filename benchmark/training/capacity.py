@@ -4,10 +4,10 @@ protocol's capacity floor, unless asked to train below it (recorded)."""
 from __future__ import annotations
 
 from benchmark.errors import InputError
-from benchmark.method import LearnedMethod
+from benchmark.method import TrainingStage
 
 
-def capacity_gate(method: LearnedMethod, profile: str, below_capacity: bool) -> dict | None:
+def capacity_gate(method: TrainingStage, profile: str, below_capacity: bool) -> dict | None:
     """The capacity checks of the earlier stages ``method`` builds on (``None`` if none is checked); an error if
     one missed the protocol's floor (or predates the check), unless ``below_capacity`` lets it train anyway."""
     checks = {name: parent.capacity for name, parent in method.parents.items() if parent.capacity_checked}

@@ -42,7 +42,7 @@ from benchmark.data.manifest import trainval_hash
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import atomic_path
 from benchmark.masks import PATTERN_NAMES, get_pattern, make_mask, make_mask_hierarchy, mask_seed
-from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget
+from benchmark.method import ReconBatch, TrainingStage, TrainingTarget
 from benchmark.metrics.base import ScoringBatch
 from benchmark.metrics.pixel import PSNR, SSIM
 from benchmark.recipes import PROTOCOLS, TINY_PROTOCOL, TrainConfig, protocol_breaches
@@ -170,7 +170,7 @@ class Trainer:
         self.device = resolve_device(request.device)
         self.rank, self.world = init_distributed(self.device)
         cls = training_class or get_training_class(request.method, request.stage)
-        if not issubclass(cls, LearnedMethod):
+        if not issubclass(cls, TrainingStage):
             raise InputError(f"{request.method} has nothing to train")
         for name in request.masks:
             get_pattern(name)

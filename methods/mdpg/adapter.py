@@ -18,7 +18,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.losses import magnitude_loss
-from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget, to_channels, to_complex, zero_filled_and_scale
+from benchmark.method import (
+    LearnedMethod,
+    ReconBatch,
+    TrainingStage,
+    TrainingTarget,
+    to_channels,
+    to_complex,
+    zero_filled_and_scale,
+)
 from benchmark.physics import MultiCoilOperator
 from methods.mdpg import config as cfg
 from methods.mdpg.prior import KLAutoencoder, LatentPrior, build_ddim, sample_prior
@@ -41,7 +49,7 @@ class _Stage(LearnedMethod):
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
-        parents: Mapping[str, LearnedMethod] | None = None,
+        parents: Mapping[str, TrainingStage] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(profile, device, checkpoint, for_training, parents)
         self.generator = torch.Generator(device=device)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from fastmri.losses import SSIMLoss
 
 from benchmark.io import sha256_file
-from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget
+from benchmark.method import LearnedMethod, ReconBatch, TrainingStage, TrainingTarget
 from methods.nasp.config import TOKENIZER_CONFIGS, TOKENIZER_TRAIN, TRANSFORMER_CONFIGS, TRANSFORMER_TRAIN
 from methods.nasp.decoding import Sampler, generate
 from methods.nasp.discriminator import (
@@ -52,7 +52,7 @@ class TokenizerStage(LearnedMethod):
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
-        parents: Mapping[str, LearnedMethod] | None = None,
+        parents: Mapping[str, TrainingStage] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(profile, device, checkpoint, for_training, parents)
         if for_training:
@@ -130,34 +130,16 @@ class TokenizerStage(LearnedMethod):
         yield "discriminator", lsgan_discriminator_loss(real_logits, fake_logits)
 
 
-class NASPDecoder(LearnedMethod):
-    """NASP at inference: one checkpoint's tokenizer and transformer decode scale by scale from the R = 32 input
-    alone (``decoding.generate``). The transformer stages train it; the registered methods run it."""
+class NASPTransformerRecipe(TrainingStage):
+    """What every NASP transformer-sized stage shares: the model (the shipped tokenizer, frozen, with its
+    encoder as context and the transformer), its configs and its inputs from a batch. The privileged teacher is
+    only this (it needs the fully sampled image, so it cannot reconstruct); ``NASPDecoder`` adds decoding."""
 
     name = "nasp"
     configs = TRANSFORMER_CONFIGS
     needs_hierarchy = True
-    sampler = Sampler("argmax")
     #: The stage whose config the tokenizer has.
     tokenizer_stage: ClassVar[type[TokenizerStage]] = TokenizerStage
-    #: Put the measured samples back into the output, on the measured low-resolution phase (``describe`` says so).
-    data_consistency = False
-    #: The fast path (``benchmark perf --switches`` times each flipped): self-attention KV cache with
-    #: cross-attention keys/values once per image, the transformer's attention through the fused kernels (the
-    #: tokenizer's and context encoder's always are), bf16 autocast of the transformer (off by default: it
-    #: changes argmax decisions, so scores would depend on the device's arithmetic; the tokenizer, its codebook
-    #: search and the decoder stay float32) and ``torch.compile`` of the transformer (off by default: minutes
-    #: of compilation per process on a CPU).
-    speed_switches = {"kv_cache": True, "sdpa": True, "bf16": False, "compile": False}
-    eager_only_switches = frozenset({"compile"})
-
-    def __init__(
-        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
-        parents: Mapping[str, LearnedMethod] | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(profile, device, checkpoint, for_training, parents)
-        self.generator = torch.Generator(device=device)
-        self._compiled: tuple[torch.nn.Module, Callable] | None = None  # (transformer, its compiled run)
 
     def tokenizer_config(self):
         return self.tokenizer_stage.configs[self.profile]
@@ -177,6 +159,31 @@ class NASPDecoder(LearnedMethod):
         index = self.tokenizer_config().patterns.index(batch.pattern)
         pattern = torch.full((batch.kspace.shape[0],), index, dtype=torch.long, device=batch.kspace.device)
         return to_channels(batch.operator().adjoint(batch.kspace)), pattern
+
+
+class NASPDecoder(NASPTransformerRecipe, LearnedMethod):
+    """NASP at inference: one checkpoint's tokenizer and transformer decode scale by scale from the R = 32 input
+    alone (``decoding.generate``). The transformer stages train it; the registered methods run it."""
+
+    sampler = Sampler("argmax")
+    #: Put the measured samples back into the output, on the measured low-resolution phase (``describe`` says so).
+    data_consistency = False
+    #: The fast path (``benchmark perf --switches`` times each flipped): self-attention KV cache with
+    #: cross-attention keys/values once per image, the transformer's attention through the fused kernels (the
+    #: tokenizer's and context encoder's always are), bf16 autocast of the transformer (off by default: it
+    #: changes argmax decisions, so scores would depend on the device's arithmetic; the tokenizer, its codebook
+    #: search and the decoder stay float32) and ``torch.compile`` of the transformer (off by default: minutes
+    #: of compilation per process on a CPU).
+    speed_switches = {"kv_cache": True, "sdpa": True, "bf16": False, "compile": False}
+    eager_only_switches = frozenset({"compile"})
+
+    def __init__(
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
+        parents: Mapping[str, TrainingStage] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(profile, device, checkpoint, for_training, parents)
+        self.generator = torch.Generator(device=device)
+        self._compiled: tuple[torch.nn.Module, Callable] | None = None  # (transformer, its compiled run)
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
         self.generator.manual_seed(batch.seed)

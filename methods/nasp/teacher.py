@@ -8,8 +8,9 @@ on **randomised prefixes**: a fraction ``prefix_noise`` of the input tokens of t
 random codebook indices in the input only, the labels left clean — RemoteVAR's ``noisy_tf_mask_prob``
 — so that the teacher learns to correct the imperfect histories a student rollout produces.
 
-The teacher needs x, which no reconstruction gets, so it is a training stage only: it is not a
-registered method, and its validation decodes with x from the training target.
+The teacher needs x, which no reconstruction gets, so it is a training stage only (a
+``TrainingStage``, not a ``Method``: it has no ``reconstruct``); its validation decodes with x from the
+training target.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from benchmark.errors import BenchmarkError
 from benchmark.method import ReconBatch, TrainingTarget
 from benchmark.recipes import TINY_PROTOCOL, TrainConfig
-from methods.nasp.adapter import TransformerStage
+from methods.nasp.adapter import NASPTransformerRecipe, TransformerStage
 from methods.nasp.config import VAR_NO_DECAY
 from methods.nasp.decoding import generate
 from methods.nasp.levels import from_channels, level_images, to_channels
@@ -71,7 +72,7 @@ def fully_sampled_image(batch: ReconBatch, target: TrainingTarget) -> torch.Tens
     return to_channels(level_images(target.kspace, batch.maps, target.hierarchy)[-1])
 
 
-class TeacherStage(TransformerStage):
+class TeacherStage(NASPTransformerRecipe):
     """``train nasp --stage teacher``: privileged teacher from the shipped ``transformer`` stage."""
 
     stage = "teacher"
@@ -92,11 +93,6 @@ class TeacherStage(TransformerStage):
                     f"{base.checkpoint} does not fit the teacher (missing {missing[:3]}, unexpected {unexpected[:3]})"
                 )
         return teacher
-
-    def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
-        raise BenchmarkError(
-            "the privileged teacher needs the fully sampled image: it trains the student, it is not a method"
-        )
 
     def validation_image(self, batch: ReconBatch, target: TrainingTarget) -> torch.Tensor:
         """Argmax decoding with x: how well the teacher predicts when it sees the answer's image."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from benchmark.io import sha256_file
-from benchmark.method import LearnedMethod
+from benchmark.method import TrainingStage
 from methods.nasp.adapter import NASPDecoder, TokenizerStage, TransformerStage
 from methods.nasp.config import TOKENIZER_CONFIGS, TRANSFORMER_CONFIGS
 from methods.nasp.decoding import Sampler
@@ -36,7 +36,7 @@ class _Registered(NASPDecoder):
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
-        parents: Mapping[str, LearnedMethod] | None = None,
+        parents: Mapping[str, TrainingStage] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(profile, device, checkpoint, for_training, parents)
         if not for_training:
