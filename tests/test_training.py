@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from fastmri.models.varnet import VarNetBlock
+from torch.optim.swa_utils import AveragedModel
 
 from benchmark import checkpoint as checkpoint_module
 from benchmark.checkpoint import CHECKPOINT_ROOT, checkpoint_reference, load_checkpoint, plain_values, record_shipped
@@ -117,6 +118,35 @@ def test_resume_is_bit_for_bit(small_embedded, tmp_path):
     resumed.fit()
     for (key, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), key
+
+
+def test_validation_scores_the_averaged_weights_in_the_methods_own_network_and_puts_the_trained_ones_back(
+    small_embedded, tmp_path
+):
+    """With an EMA, validation must score the averaged weights (as a network loaded with them scores) while the
+    method keeps holding the network it was built with, whose training weights come back unchanged."""
+    trainer = Trainer(request_for(small_embedded, tmp_path / "ema"))
+    network = trainer.method.model
+    trainer.ema = AveragedModel(network)
+    with torch.no_grad():  # averaged weights unlike the trained ones, as after many steps
+        for parameter in trainer.ema.module.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    trained = {k: v.clone() for k, v in network.state_dict().items()}
+    held, validation_image = [], trainer.method.validation_image
+
+    def recording(batch, target):
+        held.append(trainer.method.model)
+        return validation_image(batch, target)
+
+    trainer.method.validation_image = recording
+    scores = trainer.validate()
+    assert held and all(model is network for model in held)
+    assert all(torch.equal(trained[k], v) for k, v in network.state_dict().items())
+
+    reference = Trainer(request_for(small_embedded, tmp_path / "loaded"))
+    reference.model.load_state_dict(trainer.ema.module.state_dict())
+    assert scores == reference.validate()
+    assert scores != Trainer(request_for(small_embedded, tmp_path / "trained")).validate()
 
 
 def test_checkpoint_refuses_config_mismatch_foreign_method_and_tampering(small_embedded, tmp_path, monkeypatch):

@@ -19,6 +19,8 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -390,14 +392,11 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Mean SSIM and PSNR (paper protocol) of the validation images: every val slice x each mask pattern
         (``val_slices``, when a recipe sets it, keeps the first that many), masks fixed per slice."""
-        wrapped = self.method.model
-        # The bare (or EMA) module: a DDP wrapper may not run forward on rank 0 alone.
-        self.method.model = self.ema.module if self.ema else self.model
         self.method.train_mode(False)
         scores: dict[str, list[float]] = {"val_ssim": [], "val_psnr": []}
         count = min(self.config.val_slices or len(self.val_set), len(self.val_set))
         shape = tuple(self.val_set[0]["target"].shape)
-        with torch.no_grad():
+        with torch.no_grad(), self._averaged_weights():
             for pattern in self.request.masks:
                 for index in range(count):
                     path, slice_index = self.val_set.index[index]
@@ -410,8 +409,25 @@ class Trainer:
                     scoring = ScoringBatch(recon, magnitude, magnitude.amax().reshape(1))
                     scores["val_ssim"].append(SSIM("paper")(scoring).item())
                     scores["val_psnr"].append(PSNR("paper")(scoring).item())
-        self.method.model = wrapped
         return {name: sum(values) / len(values) for name, values in scores.items()}
+
+    @contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """The EMA weights copied into the method's own network for the duration, its training weights put back
+        after: the method keeps the one network it was built with (buffers already match, see ``_train_step``)."""
+        if not self.ema:
+            yield
+            return
+        training = [parameter.detach().clone() for parameter in self.model.parameters()]
+        with torch.no_grad():
+            for parameter, averaged in zip(self.model.parameters(), self.ema.module.parameters(), strict=True):
+                parameter.copy_(averaged)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for parameter, kept in zip(self.model.parameters(), training, strict=True):
+                    parameter.copy_(kept)
 
     def _save_last(self) -> None:
         if self.rank == 0:
