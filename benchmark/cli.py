@@ -159,10 +159,12 @@ def _weights(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from benchmark.training.chain import train_chain
     from benchmark.training.loop import TrainRequest, train
 
     data = resolve_data(args.data)
-    run_name = "-".join(filter(None, (args.method, args.stage, args.profile)))
+    run_name = "-".join(filter(None, (args.method, None if args.chain else args.stage, args.profile)))
+    run_name += "-chain" if args.chain else ""
     out = Path(args.out) if args.out else Path("results/training") / run_name
     request = TrainRequest(
         method=args.method,
@@ -181,10 +183,10 @@ def _train(args: argparse.Namespace) -> None:
         size=tuple(args.size),
         ship=args.ship,
         below_capacity=args.below_capacity,
-        stage=args.stage,
+        stage=None if args.chain else args.stage,
         accumulate=args.accumulate,
     )
-    best = train(request)
+    best = train_chain(request, last=args.stage) if args.chain else train(request)
     if best.is_file():
         print(f"best checkpoint: {best}")
     else:
@@ -312,7 +314,13 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--stage",
         help="stage of a multi-stage method, e.g. `train nasp --stage tokenizer` (checkpoints under "
-        "results/checkpoints/<method>/<stage>/)",
+        "results/checkpoints/<method>/<stage>/); with --chain, the last stage to train",
+    )
+    train.add_argument(
+        "--chain",
+        action="store_true",
+        help="train every stage of a multi-stage method in order into OUT/<stage>/ (default OUT: "
+        "results/training/<method>-<profile>-chain), each on the earlier ones trained there; resumable",
     )
     train.set_defaults(handler=_train)
 

@@ -273,10 +273,16 @@ class LearnedMethod(TrainingStage, Method):
         return self.reconstruct(batch)
 
 
-def load_parents(stages: Mapping[str, type[TrainingStage]], profile: str) -> dict[str, TrainingStage]:
-    """Each stage's shipped checkpoint of ``profile``, loaded on the CPU (a missing one: one clear line)."""
+def load_parents(
+    stages: Mapping[str, type[TrainingStage]], profile: str, chain: Path | None = None
+) -> dict[str, TrainingStage]:
+    """Each stage's checkpoint of ``profile``, loaded on the CPU (a missing one: one clear line): the shipped one,
+    or with ``chain`` (a folder ``train --chain`` trains a method's stages into) ``chain/<stage>/best.pt``."""
     cpu = torch.device("cpu")
-    return {role: stage(profile, cpu, stage.shipped_checkpoint(profile)) for role, stage in stages.items()}
+    return {
+        role: stage(profile, cpu, chain / stage.stage / "best.pt" if chain else stage.shipped_checkpoint(profile))
+        for role, stage in stages.items()
+    }
 
 
 def to_channels(image_BHW: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,7 @@ from benchmark.data.manifest import trainval_hash
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import atomic_path
 from benchmark.masks import PATTERN_NAMES, get_pattern, make_mask, make_mask_hierarchy, mask_seed
-from benchmark.method import ReconBatch, TrainingStage, TrainingTarget
+from benchmark.method import ReconBatch, TrainingStage, TrainingTarget, load_parents
 from benchmark.metrics.base import ScoringBatch
 from benchmark.metrics.pixel import PSNR, SSIM
 from benchmark.recipes import PROTOCOLS, TINY_PROTOCOL, TrainConfig, protocol_breaches
@@ -83,6 +83,9 @@ class TrainRequest:
     accumulate: int = 1
     #: Train a stage although an earlier stage it builds on missed the protocol's capacity floor (recorded).
     below_capacity: bool = False
+    #: A chain folder (``train --chain``): the earlier stages come from ``<chain>/<stage>/best.pt``, not the
+    #: shipped checkpoints.
+    parents_from: Path | None = None
 
 
 def init_distributed(device: torch.device) -> tuple[int, int]:
@@ -194,7 +197,8 @@ class Trainer:
         torch.manual_seed(self.config.seed)  # identical initial weights on every rank
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.config.tf32
-        self.method = cls(request.profile, self.device, for_training=True)
+        parents = load_parents(cls.parent_stages, request.profile, request.parents_from)
+        self.method = cls(request.profile, self.device, for_training=True, parents=parents)
         self.capacity_gate = capacity_gate(self.method, request.profile, request.below_capacity)
         self.modules = self.method.training_modules()
         self.model = self.modules["model"]
@@ -326,9 +330,10 @@ class Trainer:
         """Give ``best.pt`` the whole curve (its steps after the best included), print the capacity check and
         ship when asked."""
         payload = load_checkpoint(best, self.request.method)
-        payload |= {"log": self.log_rows, "last_step": self.step}
-        payload.pop("format_version"), payload.pop("weights_sha256")
-        save_checkpoint(best, payload)
+        if payload.get("last_step") != self.step:  # a finished run resumed again leaves its best.pt's bytes as they are
+            payload |= {"log": self.log_rows, "last_step": self.step}
+            payload.pop("format_version"), payload.pop("weights_sha256")
+            save_checkpoint(best, payload)
         if self.capacity:
             verdict = "passes" if self.capacity["passed"] else "MISSES"
             print(f"capacity check: validation PSNR {self.capacity['val_psnr']:.2f} dB of the fully sampled images "

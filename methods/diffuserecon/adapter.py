@@ -8,12 +8,20 @@ by the run (``torch.Generator``): the same seed gives the same reconstruction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from benchmark.method import LearnedMethod, ReconBatch, TrainingTarget, to_channels, zero_filled_and_scale
+from benchmark.method import (
+    LearnedMethod,
+    ReconBatch,
+    TrainingStage,
+    TrainingTarget,
+    to_channels,
+    zero_filled_and_scale,
+)
 from benchmark.physics import MultiCoilOperator
 from methods.diffuserecon.config import CONFIGS, TRAIN
 from methods.diffuserecon.prior import build_schedule, build_unet
@@ -27,8 +35,11 @@ class DiffuseRecon(LearnedMethod):
     train_configs = TRAIN
     needs_hierarchy = True  # training needs the fully sampled k-space (the prior is trained on full images)
 
-    def __init__(self, profile, device, checkpoint=None, for_training=False) -> None:
-        super().__init__(profile, device, checkpoint, for_training)
+    def __init__(
+        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
+        parents: Mapping[str, TrainingStage] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(profile, device, checkpoint, for_training, parents)
         self.schedule = build_schedule(self.config)
         self.generator = torch.Generator(device=device)
 

@@ -1,0 +1,62 @@
+"""``train METHOD --chain``: every stage of a multi-stage method in order, each built on the ones before it as
+trained into the same chain folder (``<out>/<stage>/best.pt``), never on the shipped checkpoints.
+
+A plan is printed first (stage, steps, batch, learning rate, what it builds on). Each stage resumes from its
+own ``last.pt``, so a stopped chain continues where it was; under ``torchrun`` every rank waits for rank 0 to
+write a stage's ``best.pt`` before the next stage loads it. ``--stage S`` with ``--chain`` trains S and the
+stages it builds on only (``train nasp --chain --stage distill``: tokenizer, transformer, teacher, distill).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import torch.distributed as dist
+
+from benchmark.errors import InputError
+from benchmark.registry import STAGES, get_training_class
+from benchmark.training.loop import TrainRequest, train
+
+
+def chain_stages(method: str, last: str | None = None) -> list[str]:
+    """The stages ``train --chain`` trains, in the registry's (dependency) order: all of ``method``'s, or
+    ``last`` and every stage it builds on, directly or not."""
+    if method not in STAGES:
+        raise InputError(f"{method} trains in one stage; drop --chain")
+    if last is None:
+        return list(STAGES[method])
+    wanted, pending = set(), [last]
+    while pending:
+        stage = pending.pop()
+        if stage not in wanted:
+            wanted.add(stage)
+            pending += [parent.stage for parent in get_training_class(method, stage).parent_stages.values()]
+    return [stage for stage in STAGES[method] if stage in wanted]
+
+
+def chain_plan(request: TrainRequest, stages: list[str]) -> list[str]:
+    """One line per stage: what it trains, for how long, on what, into where."""
+    lines = []
+    for stage in stages:
+        cls = get_training_class(request.method, stage)
+        config = cls.train_configs[request.profile]
+        steps, batch = request.steps or config.steps, request.batch_size or config.batch_size
+        parents = ", ".join(parent.stage for parent in cls.parent_stages.values()) or "nothing (from scratch)"
+        lines.append(f"  {stage}: {steps} steps x batch {batch}, lr {config.lr:g}, builds on {parents}; "
+                     f"into {request.out / stage}")  # fmt: skip
+    return lines
+
+
+def train_chain(request: TrainRequest, last: str | None = None) -> Path:
+    """Train the chain ``request`` names (its ``out`` is the chain folder); the last stage's ``best.pt``."""
+    stages = chain_stages(request.method, last)
+    if int(os.environ.get("RANK", "0")) == 0:  # before the first stage joins torchrun's process group
+        print(f"{request.method} {request.profile} chain, in order:", *chain_plan(request, stages), sep="\n")
+    best = request.out
+    for stage in stages:
+        best = train(replace(request, stage=stage, out=request.out / stage, parents_from=request.out, resume=True))
+        if dist.is_initialized():
+            dist.barrier()  # rank 0 finishes best.pt before any rank loads it as the next stage's parent
+    return best
