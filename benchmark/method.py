@@ -228,6 +228,12 @@ class TrainingStage(Configured, ABC):
     def shipped_checkpoint(cls, profile: str) -> Path:
         return CHECKPOINT_ROOT / cls.name / cls.stage / f"{profile}.pt"
 
+    @classmethod
+    def substitutions(cls, profile: str) -> list[str]:
+        """One line per component of the method's published recipe that this machine replaces when training
+        ``profile`` (weights it cannot load), said before training starts; none by default."""
+        return []
+
     @abstractmethod
     def build_model(self) -> torch.nn.Module:
         """The network for ``self.config``."""

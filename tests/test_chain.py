@@ -3,12 +3,15 @@ same chain folder (not the shipped checkpoints), stopping at a missed capacity c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from benchmark.errors import InputError
 from benchmark.io import sha256_file
-from benchmark.training.chain import chain_stages, train_chain
+from benchmark.metrics.perceptual import LPIPS
+from benchmark.training.chain import chain_plan, chain_stages, train_chain
 from benchmark.training.loop import TrainRequest
 
 
@@ -36,3 +39,23 @@ def test_the_nasp_chain_trains_every_stage_on_the_ones_before_it_in_its_own_fold
         provenance = torch.load(out / stage / "best.pt", weights_only=True)["provenance"]
         for role in roles:
             assert provenance[role]["sha256"] == sha256_file(out / role / "best.pt"), (stage, role)
+
+
+def test_the_paper_plan_says_what_this_machine_substitutes_for_the_papers_weights(monkeypatch):
+    """Without VAR's VQ-VAE or BiomedCLIP given (and without LPIPS's ImageNet backbone), the tokenizer's plan line
+    says so before anything trains; given them, it does not; the stages after it substitute nothing."""
+    request = TrainRequest(method="nasp", profile="paper", data=Path("data"), out=Path("chain"))
+    stages = chain_stages("nasp", "distill")
+    for variable in ("NASP_VAR_VQVAE", "NASP_BIOMEDCLIP_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    plan = "\n".join(chain_plan(request, stages))
+    tokenizer_part, later_part = plan.split("  transformer:")
+    assert "substitutes discriminator: stlpips_alex (BiomedCLIP not given" in tokenizer_part
+    assert "substitutes initialisation: from scratch ($NASP_VAR_VQVAE unset" in tokenizer_part
+    assert ("substitutes perceptual: stlpips_alex" in tokenizer_part) == (not LPIPS("alex").available)
+    assert "substitutes" not in later_part
+
+    monkeypatch.setenv("NASP_VAR_VQVAE", "/weights/vae_ch160v4096z32.pth")
+    monkeypatch.setenv("NASP_BIOMEDCLIP_DIR", "/weights/biomedclip")
+    plan = "\n".join(chain_plan(request, stages))
+    assert "discriminator" not in plan and "initialisation" not in plan

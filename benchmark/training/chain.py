@@ -46,6 +46,7 @@ def chain_plan(request: TrainRequest, stages: list[str]) -> list[str]:
         parents = ", ".join(parent.stage for parent in cls.parent_stages.values()) or "nothing (from scratch)"
         lines.append(f"  {stage}: {steps} steps x batch {batch}, lr {config.lr:g}, builds on {parents}; "
                      f"into {request.out / stage}")  # fmt: skip
+        lines += [f"    substitutes {line}" for line in cls.substitutions(request.profile)]
     return lines
 
 

@@ -197,6 +197,8 @@ class Trainer:
         torch.manual_seed(self.config.seed)  # identical initial weights on every rank
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.config.tf32
+        for line in cls.substitutions(request.profile) if self.rank == 0 else ():
+            print(" ".join(filter(None, (request.method, request.stage, "substitutes", line))), flush=True)
         parents = load_parents(cls.parent_stages, request.profile, request.parents_from)
         self.method = cls(request.profile, self.device, for_training=True, parents=parents)
         self.capacity_gate = capacity_gate(self.method, request.profile, request.below_capacity)

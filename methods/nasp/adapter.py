@@ -30,8 +30,10 @@ from methods.nasp.discriminator import (
     ProjectedHeads,
     build_feature_network,
     build_perceptual,
+    feature_network_choice,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
+    perceptual_choice,
     to_feature_input,
 )
 from methods.nasp.levels import LEVELS, from_channels, level_images, to_channels
@@ -57,6 +59,16 @@ class TokenizerStage(LearnedMethod):
         super().__init__(profile, device, checkpoint, for_training, parents)
         if for_training:
             self._build_training_networks()
+
+    @classmethod
+    def substitutions(cls, profile: str) -> list[str]:
+        c = cls.configs[profile]
+        records = feature_network_choice(c.discriminator_features)[1] | perceptual_choice(c.perceptual)[1]
+        lines = [f"{role}: {text}" for role, text in records.items() if text.startswith("stlpips_alex")]
+        if profile == "paper" and not os.environ.get(VAR_VQVAE_ENV):
+            lines.append(f"initialisation: from scratch (${VAR_VQVAE_ENV} unset; the paper starts from VAR's "
+                         "vae_ch160v4096z32.pth)")  # fmt: skip
+        return lines
 
     def build_model(self) -> AQVAE:
         model = AQVAE(self.config, distributed=dist.is_available() and dist.is_initialized())

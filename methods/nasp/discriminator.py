@@ -74,31 +74,45 @@ def load_biomedclip_vit(directory: str | Path) -> nn.Module:
     return model.visual.trunk
 
 
-def build_feature_network(kind: str) -> tuple[nn.Module, dict]:
-    """The frozen network for the discriminator and the record of what it is (and what it replaces)."""
+def feature_network_choice(kind: str) -> tuple[str | None, dict]:
+    """Which discriminator feature network ``kind`` gets on this machine — the BiomedCLIP directory, or ``None``
+    for ST-LPIPS's AlexNet — and the record of what it is (and what it replaces)."""
     if kind == "biomedclip":
         directory = os.environ.get(BIOMEDCLIP_ENV)
         if directory:
-            return ViTFeatures(load_biomedclip_vit(directory)), {"discriminator": f"biomedclip:{directory}"}
-        kind = "stlpips_alex"
+            return directory, {"discriminator": f"biomedclip:{directory}"}
         reason = f"BiomedCLIP not given (${BIOMEDCLIP_ENV} unset)"
     else:
         reason = "chosen by the profile"
-    record = {"discriminator": f"stlpips_alex ({reason}; the paper uses BiomedCLIP ViT blocks 2, 5, 8, 11)"}
+    return None, {"discriminator": f"stlpips_alex ({reason}; the paper uses BiomedCLIP ViT blocks 2, 5, 8, 11)"}
+
+
+def build_feature_network(kind: str) -> tuple[nn.Module, dict]:
+    """The frozen network for the discriminator and the record of what it is (and what it replaces)."""
+    directory, record = feature_network_choice(kind)
+    if directory:
+        return ViTFeatures(load_biomedclip_vit(directory)), record
     return AlexFeatures(STLPIPS().build()), record
 
 
-def build_perceptual(kind: str) -> tuple[nn.Module, dict]:
-    """The perceptual network, called as ``net(x, y, normalize=True)`` on ``[0, 1]`` images: LPIPS
-    (AlexNet, the paper's) when ``kind`` asks for it and its ImageNet backbone is installed, else ST-LPIPS."""
+def perceptual_choice(kind: str) -> tuple[LPIPS | None, dict]:
+    """Which perceptual network ``kind`` gets on this machine — LPIPS (AlexNet, the paper's) when asked for and its
+    ImageNet backbone is installed, else ``None`` for ST-LPIPS — and the record of what it is."""
     if kind == "lpips_alex":
         lpips = LPIPS("alex")
         if lpips.available:
-            return lpips.build().eval().requires_grad_(False), {"perceptual": "lpips_alex"}
+            return lpips, {"perceptual": "lpips_alex"}
         reason = f"the paper's LPIPS is unavailable: {lpips.reason}"
     else:
         reason = "chosen by the profile; the paper uses LPIPS"
-    return STLPIPS().build().eval().requires_grad_(False), {"perceptual": f"stlpips_alex ({reason})"}
+    return None, {"perceptual": f"stlpips_alex ({reason})"}
+
+
+def build_perceptual(kind: str) -> tuple[nn.Module, dict]:
+    """The perceptual network, called as ``net(x, y, normalize=True)`` on ``[0, 1]`` images (``perceptual_choice``)."""
+    lpips, record = perceptual_choice(kind)
+    network = lpips.build() if lpips else STLPIPS().build()
+    return network.eval().requires_grad_(False), record
 
 
 class ProjectedHeads(nn.Module):
