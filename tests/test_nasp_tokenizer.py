@@ -3,20 +3,22 @@ features it needs (two optimisers, stages, mask hierarchies, EMA buffers)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.errors import InputError
+from benchmark.errors import BenchmarkError, InputError
 from benchmark.registry import get_training_class
 from benchmark.training.loop import Trainer, TrainRequest, make_batch, training_masks
 from methods.nasp.blocks import ResnetBlock
 from methods.nasp.config import TOKENIZER_CONFIGS
 from methods.nasp.levels import LEVELS, level_images
 from methods.nasp.quantizer import AdditiveQuantizer, phi_indices
-from methods.nasp.tokenizer import AQVAE
+from methods.nasp.tokenizer import AQVAE, load_var_vqvae
 
 TINY = TOKENIZER_CONFIGS["tiny"]
 
@@ -210,3 +212,29 @@ def test_biomedclip_discriminator_plumbing_on_a_random_vit_of_its_shape():
     loss.backward()
     assert all(p.grad is not None for p in heads.parameters())
     assert all(p.grad is None and not p.requires_grad for p in vit.parameters())
+
+
+VAR_LAYOUT = Path(__file__).parent / "fixtures" / "var_vqvae_ch160v4096z32.json"
+
+
+def test_a_checkpoint_in_vars_vqvae_layout_initialises_the_paper_tokenizer_key_for_key(tmp_path):
+    """VAR's ``vae_ch160v4096z32.pth`` (key names and shapes from VAR's own VQVAE, the committed fixture) loads
+    into the paper AQ-VAE: every weight but the codebook lands at its own key unchanged; only the codebook, the
+    label embedding and FiLM (new in the AQ-VAE) are left out; a foreign key is refused."""
+    shapes = json.loads(VAR_LAYOUT.read_text())["shapes"]
+    state = {key: torch.full(shape, float(i)) for i, (key, shape) in enumerate(shapes.items())}  # a value per key
+    path = tmp_path / "vae_ch160v4096z32.pth"
+    torch.save(state, path)
+    model = AQVAE(TOKENIZER_CONFIGS["paper"])
+    load_var_vqvae(model, path)
+    own = model.state_dict()
+    codebook = ("quantize.embedding", "quantize.ema_vocab")
+    for key, value in state.items():
+        if not key.startswith(codebook):
+            assert torch.equal(own[key], value), key
+    untouched = {key for key in own if key not in state}
+    assert all(key.startswith(("label_embedding.", "quantize.codebook.")) or ".film." in key for key in untouched)
+
+    torch.save(state | {"encoder.extra.weight": torch.zeros(1)}, path)
+    with pytest.raises(BenchmarkError, match="unexpected"):
+        load_var_vqvae(AQVAE(TOKENIZER_CONFIGS["paper"]), path)
