@@ -6,6 +6,11 @@ coarse stage respaced to 100 steps with 10 samples averaged, refinement over the
 respacing (about 1000 network evaluations per slice, the cost the NASP paper quotes). Tiny profile (CPU): a small
 UNet and few steps and samples — every count is recorded in the run metadata.
 Training: unconditional on the fully sampled images, MSE on the noise, AdamW with warm-up and cosine decay.
+
+Stated deviations of the paper profile: the reference denoises two adjacent slices jointly (real/imaginary of
+each, 4 channels) at 320²; here a method reconstructs each slice from that slice's measurements alone (the one
+acquisition path hands it one slice, as every other method gets), so the prior is on one slice's real and
+imaginary parts (2 channels), at the benchmark's 256².
 """
 
 from dataclasses import dataclass
