@@ -36,10 +36,10 @@ def test_a_converted_file_records_the_noise_level_added_to_its_raw_kspace(tmp_pa
 
 
 def test_the_estimate_ignores_anatomy_reaching_into_part_of_the_margin():
-    """A bright object covering a tenth of the margin's pixels moves the median estimate by less than 10 %."""
+    """A bright object covering a tenth of the measured margin pixels moves the median estimate by less than 10 %."""
     sigma, rows, recon = 1.0, 128, 64
     images = np.zeros((2, rows, 96), dtype=np.complex128)
-    images[:, :20, :32] = 50.0  # in the top margin (rows < 32): a tenth of all margin pixels
+    images[:, 16:26, :32] = 50.0  # in the top margin's inner half (rows 16-31): a tenth of the pixels measured
     kspace = numpy_fft2c(images) + complex_noise(images.shape, sigma, seed=2)
     assert margin_noise_sigma(kspace, recon) == pytest.approx(sigma, rel=0.1)
 
@@ -47,3 +47,11 @@ def test_the_estimate_ignores_anatomy_reaching_into_part_of_the_margin():
 def test_no_estimate_without_readout_oversampling():
     kspace = complex_noise((2, 64, 64), 1.0, seed=3)
     assert margin_noise_sigma(kspace, 64) is None
+
+
+def test_coils_of_different_noise_levels_give_their_mean_variance():
+    """σ² is the coils' mean noise variance (the convention E|n|² = σ² averaged over coils), even when the coils'
+    levels differ fourfold, where a median pooled over the coils would come out low."""
+    levels = np.array([0.5, 1.0, 2.0])
+    kspace = np.stack([complex_noise((256, 128), level, seed=4 + c) for c, level in enumerate(levels)])
+    assert margin_noise_sigma(kspace, 128) == pytest.approx(np.sqrt(np.mean(levels**2)), rel=0.03)

@@ -84,12 +84,12 @@ class TokenizerStage(LearnedMethod):
         self.features, feature_record = build_feature_network(c.discriminator_features)
         self.perceptual, perceptual_record = build_perceptual(c.perceptual)
         self.features.to(self.device), self.perceptual.to(self.device)
-        self.substitutions = feature_record | perceptual_record
+        self.substitution_record = feature_record | perceptual_record
         self.discriminator = ProjectedHeads(self.features.channels, c.discriminator_hidden).to(self.device)
         self.ssim_loss = SSIMLoss().to(self.device)
 
     def provenance(self) -> dict:
-        return {"var_vqvae": self.var_vqvae, "substitutions": getattr(self, "substitutions", None)}
+        return {"var_vqvae": self.var_vqvae, "substitutions": getattr(self, "substitution_record", None)}
 
     def training_modules(self) -> dict[str, torch.nn.Module]:
         return {"model": self.model, "discriminator": self.discriminator}
