@@ -320,7 +320,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "--chain",
         action="store_true",
         help="train every stage of a multi-stage method in order into OUT/<stage>/ (default OUT: "
-        "results/training/<method>-<profile>-chain), each on the earlier ones trained there; resumable",
+        "results/training/<method>-<profile>-chain), each on the earlier ones trained there; resumable; "
+        "not with --ship",
     )
     train.set_defaults(handler=_train)
 

@@ -189,6 +189,9 @@ class TrainingStage(Configured, ABC):
     #: ``parents`` before ``build_model`` (the trainer enforces their capacity checks); at inference this
     #: stage's own checkpoint holds every weight and no parent is loaded.
     parent_stages: ClassVar[dict[str, type[TrainingStage]]] = {}
+    #: Loaded as a parent (``load_parents``): the checkpoint's path and sha256 when it was loaded, what the
+    #: child's provenance records (the file could change while the child trains).
+    loaded_from: dict | None = None
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
@@ -262,7 +265,10 @@ class TrainingStage(Configured, ABC):
         """What a checkpoint was built from beyond the data: each parent's checkpoint (path, sha256) with that
         checkpoint's own provenance (the whole chain); methods add their substitutions."""
         return {
-            role: {**checkpoint_reference(parent.checkpoint), "provenance": parent.checkpoint_provenance}
+            role: {
+                **(parent.loaded_from or checkpoint_reference(parent.checkpoint)),
+                "provenance": parent.checkpoint_provenance,
+            }
             for role, parent in self.parents.items()
         }
 
@@ -284,11 +290,12 @@ def load_parents(
 ) -> dict[str, TrainingStage]:
     """Each stage's checkpoint of ``profile``, loaded on the CPU (a missing one: one clear line): the shipped one,
     or with ``chain`` (a folder ``train --chain`` trains a method's stages into) ``chain/<stage>/best.pt``."""
-    cpu = torch.device("cpu")
-    return {
-        role: stage(profile, cpu, chain / stage.stage / "best.pt" if chain else stage.shipped_checkpoint(profile))
-        for role, stage in stages.items()
-    }
+    parents = {}
+    for role, stage in stages.items():
+        path = chain / stage.stage / "best.pt" if chain else stage.shipped_checkpoint(profile)
+        parents[role] = stage(profile, torch.device("cpu"), path)
+        parents[role].loaded_from = checkpoint_reference(path)
+    return parents
 
 
 def to_channels(image_BHW: torch.Tensor) -> torch.Tensor:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.errors import InputError
+from benchmark.errors import BenchmarkError, InputError
 from benchmark.io import sha256_file
 from benchmark.metrics.perceptual import LPIPS
-from benchmark.training.chain import chain_plan, chain_stages, train_chain
+from benchmark.training.chain import chain_plan, chain_stages, stage_finished, train_chain
 from benchmark.training.loop import TrainRequest
 
 
@@ -25,20 +25,38 @@ def test_a_chain_up_to_a_stage_holds_exactly_the_stages_it_builds_on_in_order():
 
 def test_the_nasp_chain_trains_every_stage_on_the_ones_before_it_in_its_own_folder(ci_embedded, tmp_path):
     out = tmp_path / "chain"
-    request = TrainRequest(method="nasp", profile="tiny", data=ci_embedded, out=out, device="cpu", steps=1)
-    with pytest.raises(InputError, match="capacity check"):  # one step of a tokenizer is far below 26 dB
-        train_chain(request, last="distill")
-    assert (out / "tokenizer" / "best.pt").is_file() and not (out / "transformer").exists()
-    tokenizer_digest = sha256_file(out / "tokenizer" / "best.pt")
+    base = dict(method="nasp", profile="tiny", data=ci_embedded, out=out, device="cpu", steps=2)
+    train_chain(TrainRequest(**base, stop_after=1, below_capacity=True), last="distill")
+    assert (out / "tokenizer" / "last.pt").is_file() and not (out / "transformer").exists()  # stopped: no child
+    with pytest.raises(InputError, match="capacity check"):  # two steps of a tokenizer are far below 26 dB
+        train_chain(TrainRequest(**base), last="distill")
+    assert stage_finished(out / "tokenizer", 2) and not (out / "transformer").exists()
+    tokenizer = out / "tokenizer" / "best.pt"
+    tokenizer_bytes = tokenizer.read_bytes()
 
-    best = train_chain(TrainRequest(**{**request.__dict__, "below_capacity": True}), last="distill")
+    train_chain(TrainRequest(**base, stop_after=1, below_capacity=True), last="distill")  # transformer at step 1
+    assert tokenizer.read_bytes() == tokenizer_bytes  # finished: kept, not retrained or rewritten
+    changed = torch.load(tokenizer, weights_only=True) | {"note": "retrained elsewhere"}
+    torch.save(changed, tokenizer)
+    with pytest.raises(BenchmarkError, match="another --out"):  # the transformer started on other bytes
+        train_chain(TrainRequest(**base, below_capacity=True), last="distill")
+    tokenizer.write_bytes(tokenizer_bytes)
+
+    best = train_chain(TrainRequest(**base, below_capacity=True), last="distill")
     assert best == out / "distill" / "best.pt"
-    assert sha256_file(out / "tokenizer" / "best.pt") == tokenizer_digest  # resumed, not retrained
     parents = {"transformer": ["tokenizer"], "teacher": ["transformer"], "distill": ["transformer", "teacher"]}
     for stage, roles in parents.items():
+        assert stage_finished(out / stage, 2), stage
         provenance = torch.load(out / stage / "best.pt", weights_only=True)["provenance"]
         for role in roles:
             assert provenance[role]["sha256"] == sha256_file(out / role / "best.pt"), (stage, role)
+
+
+def test_a_chain_does_not_ship(tmp_path):
+    request = TrainRequest(method="nasp", profile="tiny", data=tmp_path, out=tmp_path / "chain", ship=True)
+    with pytest.raises(InputError, match="does not --ship"):
+        train_chain(request)
+    assert not (tmp_path / "chain").exists()
 
 
 def test_the_paper_plan_says_what_this_machine_substitutes_for_the_papers_weights(monkeypatch):

@@ -1,9 +1,12 @@
-"""The capacity gate: a stage built on a latent method's autoencoder trains only on one that passed the
-protocol's capacity floor, unless asked to train below it (recorded)."""
+"""What a stage checks of the earlier stages it builds on: the capacity gate (a stage built on a latent method's
+autoencoder trains only on one that passed the protocol's capacity floor, unless asked to train below it,
+recorded) and, on resume, that its parents are still the files it started on."""
 
 from __future__ import annotations
 
-from benchmark.errors import InputError
+from pathlib import Path
+
+from benchmark.errors import BenchmarkError, InputError
 from benchmark.method import TrainingStage
 
 
@@ -26,3 +29,12 @@ def _capacity_text(check: dict | None) -> str:
     if check is None:
         return "its checkpoint predates the check"
     return f"{check['val_psnr']:.2f} dB < {check['floor_db']:.0f} dB"
+
+
+def check_same_parents(path: Path, stored: dict, method: TrainingStage) -> None:
+    """A run resumes only on the parent checkpoints it started on (their sha256 in ``last.pt``'s provenance)."""
+    for role, reference in method.provenance().items():
+        before = (stored.get(role) or {}).get("sha256") if role in method.parents else None
+        if before and before != reference["sha256"]:
+            raise BenchmarkError(f"{path} was trained on a {role} with sha256 {before[:12]}, but {reference['path']} "
+                                 f"is now {reference['sha256'][:12]}; use another --out to start over")  # fmt: skip

@@ -13,6 +13,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 
 from benchmark.errors import InputError
@@ -50,14 +51,32 @@ def chain_plan(request: TrainRequest, stages: list[str]) -> list[str]:
     return lines
 
 
+def stage_finished(folder: Path, steps: int) -> bool:
+    """Whether the stage trained in ``folder`` reached its last step (``best.pt`` carries it once finished)."""
+    best = folder / "best.pt"
+    return best.is_file() and torch.load(best, map_location="cpu", weights_only=True).get("last_step") == steps
+
+
 def train_chain(request: TrainRequest, last: str | None = None) -> Path:
-    """Train the chain ``request`` names (its ``out`` is the chain folder); the last stage's ``best.pt``."""
+    """Train the chain ``request`` names (its ``out`` is the chain folder) and return the last stage's
+    ``best.pt``. A finished stage is kept as it is (no capacity check, no rewrite); a stage that stops before its
+    last step (``stop_after``) stops the chain there, so no later stage trains on a parent still changing."""
+    if request.ship:
+        raise InputError("--chain does not --ship (a stopped chain would ship a mixed set of stages); score its "
+                         "stages with `run --checkpoint METHOD=OUT/<stage>/best.pt`")  # fmt: skip
     stages = chain_stages(request.method, last)
     if int(os.environ.get("RANK", "0")) == 0:  # before the first stage joins torchrun's process group
         print(f"{request.method} {request.profile} chain, in order:", *chain_plan(request, stages), sep="\n")
-    best = request.out
     for stage in stages:
-        best = train(replace(request, stage=stage, out=request.out / stage, parents_from=request.out, resume=True))
+        folder = request.out / stage
+        steps = request.steps or get_training_class(request.method, stage).train_configs[request.profile].steps
+        if stage_finished(folder, steps):
+            print(f"{stage}: finished, kept as it is", flush=True)
+            continue
+        train(replace(request, stage=stage, out=folder, parents_from=request.out, resume=True))
         if dist.is_initialized():
-            dist.barrier()  # rank 0 finishes best.pt before any rank loads it as the next stage's parent
-    return best
+            dist.barrier()  # rank 0 finishes best.pt before any rank reads it
+        if not stage_finished(folder, steps):
+            print(f"{stage} stopped before its step {steps}; rerun the same command to continue the chain", flush=True)
+            return folder / "best.pt"
+    return request.out / stages[-1] / "best.pt"

@@ -51,7 +51,7 @@ from benchmark.recipes import PROTOCOLS, TINY_PROTOCOL, TrainConfig, protocol_br
 from benchmark.registry import get_training_class
 from benchmark.runner.environment import git_commit, resolve_device
 from benchmark.seeds import derive_seed
-from benchmark.training.capacity import capacity_gate
+from benchmark.training.capacity import capacity_gate, check_same_parents
 from benchmark.training.optim import Optimizers
 
 #: What a training run writes into its folder.
@@ -289,6 +289,7 @@ class Trainer:
         cuda_states = payload.get("rng_cuda")
         if cuda_states is not None and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
+        check_same_parents(path, payload.get("provenance") or {}, self.method)
         self.step, self.best, self.log_rows = payload["step"], payload["best_val_ssim"], list(payload["log"])
         self.capacity, self.wall_seconds = payload.get("capacity"), payload.get("wall_seconds", 0.0)
         self.started = time.monotonic()
