@@ -123,8 +123,10 @@ def _methods(args: argparse.Namespace) -> None:
     from benchmark.registry import describe_methods
     from benchmark.reports.tables import method_label
 
-    print(f"{'name':24s} {'paper name':18s} {'kind':10s} profiles: checkpoint")
-    for row in describe_methods():
+    rows = describe_methods()
+    width = max(len(row["name"]) for row in rows)
+    print(f"{'name':{width}s} {'paper name':18s} {'kind':10s} profiles: checkpoint")
+    for row in rows:
         profiles = []
         for profile in row["profiles"]:
             if row["kind"] == "classical":
@@ -133,7 +135,7 @@ def _methods(args: argparse.Namespace) -> None:
                 digest = row["checkpoints"][profile]
                 profiles.append(f"{profile}: {'shipped ' + digest + '…' if digest else 'not shipped (train it)'}")
         label = "-" if row["kind"] == "stage" else method_label(row["name"])
-        print(f"{row['name']:24s} {label:18s} {row['kind']:10s} {'; '.join(profiles)}")
+        print(f"{row['name']:{width}s} {label:18s} {row['kind']:10s} {'; '.join(profiles)}")
 
 
 def _weights(args: argparse.Namespace) -> None:

@@ -115,7 +115,7 @@ def describe_methods() -> list[dict]:
         for profile in cls.configs if learned else ():
             path = cls.shipped_checkpoint(profile)
             checkpoints[profile] = sha256_file(path)[:12] if path.is_file() else None
-        kind = ("stage" if cls.stage else "learned") if learned else "classical"
+        kind = ("stage" if " --stage " in label else "learned") if learned else "classical"  # mdpg: both
         rows.append({"name": label, "kind": kind, "profiles": list(cls.configs), "checkpoints": checkpoints})
     return rows
 
