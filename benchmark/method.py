@@ -129,6 +129,8 @@ class Method(Configured, ABC):
     ) -> None:
         super().__init__(profile, device, checkpoint, for_training)
         self.switches = dict(self.speed_switches)
+        #: The method's own random stream (sampling methods seed it from ``batch.seed``), never the global RNG.
+        self.generator = torch.Generator(device=device)
 
     def set_speed_switches(self, **values: bool) -> None:
         """Turn fast-path switches on or off (names from ``speed_switches``)."""

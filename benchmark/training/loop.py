@@ -19,8 +19,6 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -52,7 +50,7 @@ from benchmark.registry import get_training_class
 from benchmark.runner.environment import git_commit, resolve_device
 from benchmark.seeds import derive_seed
 from benchmark.training.capacity import capacity_gate, check_same_parents
-from benchmark.training.optim import Optimizers
+from benchmark.training.optim import Optimizers, averaged_weights
 
 #: What a training run writes into its folder.
 TRAINING_FILES = ("last.pt", "best.pt", "log.csv")
@@ -404,7 +402,7 @@ class Trainer:
         scores: dict[str, list[float]] = {"val_ssim": [], "val_psnr": []}
         count = min(self.config.val_slices or len(self.val_set), len(self.val_set))
         shape = tuple(self.val_set[0]["target"].shape)
-        with torch.no_grad(), self._averaged_weights():
+        with torch.no_grad(), averaged_weights(self.model, self.ema):
             for pattern in self.request.masks:
                 for index in range(count):
                     path, slice_index = self.val_set.index[index]
@@ -418,24 +416,6 @@ class Trainer:
                     scores["val_ssim"].append(SSIM("paper")(scoring).item())
                     scores["val_psnr"].append(PSNR("paper")(scoring).item())
         return {name: sum(values) / len(values) for name, values in scores.items()}
-
-    @contextmanager
-    def _averaged_weights(self) -> Iterator[None]:
-        """The EMA weights copied into the method's own network for the duration, its training weights put back
-        after: the method keeps the one network it was built with (buffers already match, see ``_train_step``)."""
-        if not self.ema:
-            yield
-            return
-        training = [parameter.detach().clone() for parameter in self.model.parameters()]
-        with torch.no_grad():
-            for parameter, averaged in zip(self.model.parameters(), self.ema.module.parameters(), strict=True):
-                parameter.copy_(averaged)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for parameter, kept in zip(self.model.parameters(), training, strict=True):
-                    parameter.copy_(kept)
 
     def _save_last(self) -> None:
         if self.rank == 0:

@@ -4,9 +4,12 @@ main network and for every extra network a method trains beside it (e.g. a GAN d
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from benchmark.recipes import OptimizerConfig, TrainConfig
 
@@ -83,3 +86,22 @@ class Optimizers:
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
             self.schedulers[name].load_state_dict(state["schedulers"][name])
+
+
+@contextmanager
+def averaged_weights(model: nn.Module, ema: AveragedModel | None) -> Iterator[None]:
+    """The EMA weights copied into ``model`` for the duration and its training weights put back after: its owner
+    keeps the one network it was built with (buffers already match: the trainer copies them every step)."""
+    if ema is None:
+        yield
+        return
+    training = [parameter.detach().clone() for parameter in model.parameters()]
+    with torch.no_grad():
+        for parameter, averaged in zip(model.parameters(), ema.module.parameters(), strict=True):
+            parameter.copy_(averaged)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for parameter, kept in zip(model.parameters(), training, strict=True):
+                parameter.copy_(kept)

@@ -8,8 +8,8 @@ by the run (``torch.Generator``): the same seed gives the same reconstruction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterator
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from benchmark.method import (
     LearnedMethod,
     ReconBatch,
-    TrainingStage,
     TrainingTarget,
     to_channels,
     zero_filled_and_scale,
@@ -35,13 +34,10 @@ class DiffuseRecon(LearnedMethod):
     train_configs = TRAIN
     needs_hierarchy = True  # training needs the fully sampled k-space (the prior is trained on full images)
 
-    def __init__(
-        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
-        parents: Mapping[str, TrainingStage] | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(profile, device, checkpoint, for_training, parents)
-        self.schedule = build_schedule(self.config)
-        self.generator = torch.Generator(device=device)
+    @cached_property
+    def schedule(self):
+        """The diffusion schedule of ``self.config``."""
+        return build_schedule(self.config)
 
     def build_model(self) -> torch.nn.Module:
         return build_unet(self.config)

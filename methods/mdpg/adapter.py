@@ -9,9 +9,9 @@ L1 + L2 on the magnitude. Sampling is seeded by the run (``torch.Generator``): s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import asdict
-from pathlib import Path
+from functools import cached_property
 
 import torch
 import torch.nn as nn
@@ -21,7 +21,6 @@ from benchmark.losses import magnitude_loss
 from benchmark.method import (
     LearnedMethod,
     ReconBatch,
-    TrainingStage,
     TrainingTarget,
     to_channels,
     to_complex,
@@ -47,13 +46,10 @@ class _Stage(LearnedMethod):
     name = "mdpg"
     needs_hierarchy = True  # stage I trains on fully sampled images
 
-    def __init__(
-        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
-        parents: Mapping[str, TrainingStage] | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(profile, device, checkpoint, for_training, parents)
-        self.generator = torch.Generator(device=device)
-        self.scheduler = build_ddim(cfg.PRIOR_CONFIGS[profile])  # the prior's sampler (stage I needs none)
+    @cached_property
+    def scheduler(self):
+        """The prior's DDIM sampler (stage I needs none)."""
+        return build_ddim(cfg.PRIOR_CONFIGS[self.profile])
 
     def earlier_stage(self, role: str) -> nn.Module:
         """The earlier stage's network, frozen: its shipped weights when training, else a skeleton that this

@@ -189,13 +189,7 @@ class NASPDecoder(NASPTransformerRecipe, LearnedMethod):
     speed_switches = {"kv_cache": True, "sdpa": True, "bf16": False, "compile": False}
     eager_only_switches = frozenset({"compile"})
 
-    def __init__(
-        self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False,
-        parents: Mapping[str, TrainingStage] | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(profile, device, checkpoint, for_training, parents)
-        self.generator = torch.Generator(device=device)
-        self._compiled: tuple[torch.nn.Module, Callable] | None = None  # (transformer, its compiled run)
+    _compiled: tuple[torch.nn.Module, Callable] | None = None  # (transformer, its compiled run)
 
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
         self.generator.manual_seed(batch.seed)
