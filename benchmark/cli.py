@@ -27,6 +27,7 @@ from benchmark.cli_args import (
 )
 from benchmark.cli_audit import add_audit
 from benchmark.cli_results import add_check, add_perf, add_report
+from benchmark.cli_smoke import add_smoke
 from benchmark.data.normalization import NORMALIZATIONS
 from benchmark.errors import BenchmarkError
 from benchmark.masks import PATTERN_NAMES
@@ -187,6 +188,7 @@ def _train(args: argparse.Namespace) -> None:
         below_capacity=args.below_capacity,
         stage=None if args.chain else args.stage,
         accumulate=args.accumulate,
+        val_slices=args.val_slices,
     )
     best = train_chain(request, last=args.stage) if args.chain else train(request)
     if best.is_file():
@@ -202,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     builders = (_add_prepare, _add_run, add_audit, _add_train, _add_methods, add_report, add_check, _add_weights,
-                _add_masks, add_perf)  # fmt: skip
+                _add_masks, add_perf, add_smoke)  # fmt: skip
     for add_command in builders:
         add_command(commands)
     return parser
@@ -266,6 +268,12 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         help="acceleration R (default 32), or several of the nested ladder, e.g. 4,8,16,32: a sweep with one run "
         "per R under --out (learned checkpoints trained at R = 32 need --allow-mismatch there; rows are marked)",
     )
+    run.add_argument(
+        "--sampler",
+        metavar="METHOD.FIELD=N,...",
+        help="lower a sampling method's counts for a quick check, e.g. diffuserecon.samples=1 (DiffuseRecon's "
+        "fields: samples, coarse_steps, refine_steps); recorded in run.json, and the report's tables say so",
+    )
     add_scoring(run, "the summary's PSNR/SSIM")
     run.set_defaults(handler=_run)
 
@@ -305,6 +313,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         type=positive_int,
         metavar="N",
         help="also write OUT/last.pt every N steps (for jobs that may be killed)",
+    )
+    train.add_argument(
+        "--val-slices",
+        type=positive_int,
+        metavar="N",
+        help="validate on the first N val slices (x each mask) instead of all of them: quick checks only, not --ship",
     )
     train.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
     train.add_argument("--ship", action="store_true", help="install best.pt as the shipped checkpoint")

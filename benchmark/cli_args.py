@@ -170,7 +170,17 @@ def grid_config(args: argparse.Namespace, out: Path, acceleration: int):
         load=LoadOptions(size=tuple(args.size), target=args.target, normalization=args.normalization),
         checkpoints=tuple(checkpoint_pair(text) for text in args.checkpoint or ()),
         allow_mismatch=args.allow_mismatch,
+        sampler=tuple(sampler_count(text) for text in split_list(getattr(args, "sampler", None) or "")),
     )
+
+
+def sampler_count(text: str) -> tuple[str, str, int]:
+    """``METHOD.FIELD=N`` of ``--sampler``."""
+    name, sep, count = text.partition("=")
+    method, dot, field = name.partition(".")
+    if not (sep and dot and method and field and count.isdigit()):
+        raise BenchmarkError(f"--sampler entries look like METHOD.FIELD=N, e.g. diffuserecon.samples=1; got {text!r}")
+    return method, field, int(count)
 
 
 def checkpoint_pair(text: str) -> tuple[str, Path]:

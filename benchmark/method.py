@@ -123,6 +123,9 @@ class Method(Configured, ABC):
     #: Switches that change how, not what, is computed and that the FLOP counter cannot see through
     #: (``torch.compile``): off while ``benchmark perf`` counts FLOPs.
     eager_only_switches: ClassVar[frozenset[str]] = frozenset()
+    #: Config fields that count a sampler's work (steps, samples). ``run --sampler METHOD.FIELD=N`` may lower
+    #: them for a quick check (``smoke``); the run records the counts and its tables say they were lowered.
+    sampler_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, profile: str, device: torch.device, checkpoint: Path | None = None, for_training: bool = False
@@ -131,6 +134,8 @@ class Method(Configured, ABC):
         self.switches = dict(self.speed_switches)
         #: The method's own random stream (sampling methods seed it from ``batch.seed``), never the global RNG.
         self.generator = torch.Generator(device=device)
+        #: Sampler counts lowered by ``reduce_sampler`` (field -> count); empty for the method's own sampler.
+        self.sampler_reduced: dict[str, int] = {}
 
     def set_speed_switches(self, **values: bool) -> None:
         """Turn fast-path switches on or off (names from ``speed_switches``)."""
@@ -139,6 +144,18 @@ class Method(Configured, ABC):
             known = ", ".join(self.speed_switches) or "none"
             raise InputError(f"{self.name}: unknown speed switch {', '.join(unknown)}; known: {known}")
         self.switches.update({name: bool(value) for name, value in values.items()})
+
+    def reduce_sampler(self, **counts: int) -> None:
+        """Lower sampler counts (names from ``sampler_fields``) below the profile's, never raise them."""
+        for field, count in counts.items():
+            if field not in self.sampler_fields:
+                known = ", ".join(self.sampler_fields) or "none"
+                raise InputError(f"{self.name}: {field} is not a sampler count; known: {known}")
+            if not 1 <= count <= getattr(self.config, field):
+                raise InputError(f"{self.name}: {field}={count} must be between 1 and the profile's "
+                                 f"{getattr(self.config, field)}")  # fmt: skip
+        self.config = replace(self.config, **counts)
+        self.sampler_reduced.update(counts)
 
     @abstractmethod
     def reconstruct(self, batch: ReconBatch) -> torch.Tensor:
@@ -163,7 +180,7 @@ class Method(Configured, ABC):
             "checkpoint_provenance": self.checkpoint_provenance,
             "training_seed": self.training_seed,
             "speed_switches": dict(self.switches),
-        }
+        } | ({"sampler_reduced": dict(self.sampler_reduced)} if self.sampler_reduced else {})
 
 
 class TrainingStage(Configured, ABC):
@@ -232,6 +249,12 @@ class TrainingStage(Configured, ABC):
     @classmethod
     def shipped_checkpoint(cls, profile: str) -> Path:
         return CHECKPOINT_ROOT / cls.name / cls.stage / f"{profile}.pt"
+
+    @classmethod
+    def training_source(cls) -> tuple[str, str]:
+        """``(method, stage)`` of the ``train`` run that writes the checkpoint this class loads (stage ``""``: a
+        method trained in one stage)."""
+        return cls.trained_as or cls.name, cls.stage
 
     @classmethod
     def substitutions(cls, profile: str) -> list[str]:

@@ -197,12 +197,14 @@ def dataset_description(root: str | Path, load: LoadOptions) -> dict:
     else:
         name, maps = f"{Path(root).name} ({builder or 'unknown builder'})", "maps stored in the files"
     subset = manifest.get("description", {}).get("subset")
-    if subset:
+    if subset and "coils" in subset:
         coils = subset["coils"]
         name += (
             f", coil subset of {subset['source_dataset_hash'][:12]} (train/val {coils['train_and_val_coils']} coils, "
             f"test {coils['test_coils']})"
         )
+    elif subset:
+        name += f", first file of each split of {subset['source_dataset_hash'][:12]}"
     if load.num_virtual_coils is not None:
         maps = f"ESPIRiT on {load.num_virtual_coils} SVD-compressed virtual coils"
     target = f"{'SENSE coil-combined' if load.target == 'sense' else 'RSS'} magnitude at {load.size[0]}x{load.size[1]}"

@@ -133,10 +133,16 @@ def data_statement(metadata: RunRecord, scoring: str) -> str:
         return f"Data hash {metadata.data_hash[:16]} (no description recorded). {SCORING[scoring]}"
     own_maps = [method_label(n) for n, info in metadata.methods.items() if info.get("estimates_own_maps")]
     maps = dataset["maps"] + (f" (estimated by the method itself: {', '.join(own_maps)})" if own_maps else "")
+    lowered = [
+        f"{method_label(name)} " + ", ".join(f"{field}={count}" for field, count in info["sampler_reduced"].items())
+        for name, info in metadata.methods.items()
+        if info.get("sampler_reduced")
+    ]
+    sampler = f" Samplers lowered for a quick check (not the methods' own): {'; '.join(lowered)}." if lowered else ""
     return (
         f"Data: {dataset['name']}, hash {dataset['hash'][:16]}. Sensitivity maps: {maps}. "
         f"Normalisation: {metadata.normalization or 'not recorded'}. Target: {dataset['target']}. "
-        f"{SCORING[scoring]}"
+        f"{SCORING[scoring]}{sampler}"
     )
 
 

@@ -38,6 +38,8 @@ class RunConfig:
     checkpoints: tuple[tuple[str, Path], ...] = ()
     #: Score checkpoints trained at another size, R or normalisation (recorded; rows are marked).
     allow_mismatch: bool = False
+    #: ``(method, field, count)``: sampler counts lowered for a quick check (``run --sampler``, ``smoke``).
+    sampler: tuple[tuple[str, str, int], ...] = ()
 
     def record(self) -> dict:
         """Plain values; ``out`` is left out (moving a run directory does not change its numbers)."""
@@ -45,6 +47,9 @@ class RunConfig:
         record.pop("out")
         record["data"] = str(self.data)
         record["checkpoints"] = {method: str(path) for method, path in self.checkpoints}
+        del record["sampler"]
+        if self.sampler:  # recorded only when lowered: a run on the methods' own samplers keeps its identity
+            record["sampler"] = {m: {f: n for name, f, n in self.sampler if name == m} for m, _, _ in self.sampler}
         return record
 
     def config_hash(

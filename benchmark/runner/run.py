@@ -70,6 +70,8 @@ def run_benchmark(config: RunConfig, resume: bool = False) -> pd.DataFrame:
     methods = {
         name: get_method_class(name)(config.profile, device, checkpoint=chosen.get(name)) for name in config.methods
     }
+    for name, field, count in config.sampler:
+        methods[name].reduce_sampler(**{field: count})
     metrics = build_metric_suite(device)
     entries = {config.data / entry.path: entry for entry in read_manifest(config.data)["entries"]}
     volumes = [{"file": f.name, "contrast": entries[f].contrast, "num_slices": entries[f].num_slices} for f in files]
@@ -120,6 +122,9 @@ def _check_names(config: RunConfig) -> None:
     for name, _ in config.checkpoints:
         if name not in config.methods:
             raise BenchmarkError(f"--checkpoint names {name!r}, which is not among --methods")
+    for name, _, _ in config.sampler:
+        if name not in config.methods:
+            raise BenchmarkError(f"--sampler names {name!r}, which is not among --methods")
 
 
 def _record(config: RunConfig, methods: dict, metrics: list, data_hash: str, device) -> RunRecord:

@@ -84,6 +84,8 @@ class TrainRequest:
     #: A chain folder (``train --chain``): the earlier stages come from ``<chain>/<stage>/best.pt``, not the
     #: shipped checkpoints.
     parents_from: Path | None = None
+    #: Validate on the first this many val slices (x each mask), not all (``smoke``; never shipped).
+    val_slices: int | None = None
 
 
 def init_distributed(device: torch.device) -> tuple[int, int]:
@@ -177,7 +179,8 @@ class Trainer:
             raise InputError(f"{request.method} has nothing to train")
         for name in request.masks:
             get_pattern(name)
-        overrides = {"steps": request.steps, "batch_size": request.batch_size, "seed": request.seed}
+        overrides = {"steps": request.steps, "batch_size": request.batch_size, "seed": request.seed,
+                     "val_slices": request.val_slices}  # fmt: skip
         base = cls.train_configs[request.profile]
         breaches = protocol_breaches(base, request.profile, may_exceed=cls.capacity_checked)
         if breaches:
@@ -189,6 +192,8 @@ class Trainer:
         if request.ship and protocol and seen < protocol.training_slices:
             raise InputError(f"--ship needs the {request.profile} protocol's {protocol.training_slices} training "
                              f"slices; this run sees {seen} (drop --steps/--batch-size or --ship)")  # fmt: skip
+        if request.ship and request.val_slices:
+            raise InputError("--ship picks its checkpoint on every val slice (the protocol's); drop --val-slices")
         if request.accumulate < 1 or self.config.batch_size % request.accumulate:
             size = self.config.batch_size
             raise InputError(f"--accumulate {request.accumulate} must divide the batch size {size} into equal parts")
@@ -397,7 +402,8 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Mean SSIM and PSNR (paper protocol) of the validation images: every val slice x each mask pattern
-        (``val_slices``, when a recipe sets it, keeps the first that many), masks fixed per slice."""
+        (``val_slices``, when a recipe or ``--val-slices`` sets it, keeps the first that many), masks fixed per
+        slice."""
         self.method.train_mode(False)
         scores: dict[str, list[float]] = {"val_ssim": [], "val_psnr": []}
         count = min(self.config.val_slices or len(self.val_set), len(self.val_set))

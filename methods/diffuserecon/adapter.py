@@ -30,6 +30,7 @@ from methods.diffuserecon.sampler import reconstruct
 class DiffuseRecon(LearnedMethod):
     name = "diffuserecon"
     relative_cost = 25.0  # tens to a thousand network evaluations per slice
+    sampler_fields = ("samples", "coarse_steps", "refine_steps")
     configs = CONFIGS
     train_configs = TRAIN
     needs_hierarchy = True  # training needs the fully sampled k-space (the prior is trained on full images)

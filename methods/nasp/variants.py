@@ -47,6 +47,10 @@ class _Registered(NASPDecoder):
     def shipped_checkpoint(cls, profile: str) -> Path:
         return cls.source.shipped_checkpoint(profile)
 
+    @classmethod
+    def training_source(cls) -> tuple[str, str]:
+        return cls.source.training_source()
+
     def describe(self) -> dict:
         decoding = {"sampling": self.sampler.mode, "top_k": self.sampler.top_k, "top_p": self.sampler.top_p}
         return super().describe() | {"decoding": decoding | {"data_consistency": self.data_consistency}}
