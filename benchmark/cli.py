@@ -23,6 +23,7 @@ from benchmark.cli_args import (
     positive_int,
     resolve_data,
     resolve_scoring,
+    shard_pair,
     split_list,
 )
 from benchmark.cli_audit import add_audit
@@ -35,8 +36,6 @@ from benchmark.masks import PATTERN_NAMES
 
 def _prepare(args: argparse.Namespace) -> None:
     from benchmark.data import build_embedded, default_data_root, verify_dataset
-    from benchmark.data.convert import convert_fastmri
-    from benchmark.data.fastmri import LoadOptions
 
     root = Path(args.data) if args.data else _default_root(args, default_data_root())
     start = time.perf_counter()
@@ -45,12 +44,15 @@ def _prepare(args: argparse.Namespace) -> None:
 
         coil_subset(Path(args.coil_subset), root, int_list(args.train_coils), int_list(args.test_coils))
         print(f"linked the coil-transfer subset of {args.coil_subset} into {root}")
+    elif args.finalize:
+        from benchmark.data.fragments import finalize
+
+        _, rejects = finalize(root)
+        print(f"finalized {root}/manifest.json" + (f"; {len(rejects)} rejected file(s) listed in rejects.json"
+                                                   if rejects else ""))  # fmt: skip
     elif args.from_fastmri:
-        source = Path(args.from_fastmri)
-        files = sorted(source.glob("*.h5")) if source.is_dir() else [source]
-        options = LoadOptions(num_virtual_coils=args.virtual_coils)
-        written = convert_fastmri(files, root, args.split, options)
-        print(f"converted {len(written)} fastMRI volume(s) into {root}/{args.split}")
+        if not _convert(args, root):
+            return  # one shard of several: `prepare --finalize` assembles the manifest once all are done
     elif (root / "manifest.json").exists() and not args.force:
         print(f"dataset already at {root}; verifying {'hashes' if args.verify else 'sizes'}")
     else:
@@ -58,6 +60,26 @@ def _prepare(args: argparse.Namespace) -> None:
         print(f"built the embedded dataset at {root}")
     dataset_hash = verify_dataset(root, check_hashes=args.verify)
     print(f"dataset hash {dataset_hash[:16]}…  ({time.perf_counter() - start:.1f} s)")
+
+
+def _convert(args: argparse.Namespace, root: Path) -> bool:
+    """Convert this process's shard; whether the manifest was written (the whole list was this process's)."""
+    from benchmark.data.convert import Conversion, convert_fastmri
+    from benchmark.data.fastmri import LoadOptions
+
+    source = Path(args.from_fastmri)
+    files = sorted(source.glob("*.h5")) if source.is_dir() else [source]
+    options = LoadOptions(size=tuple(args.size), num_virtual_coils=args.virtual_coils)
+    conversion = Conversion(tuple(files), root, args.split, options, workers=args.workers, shard=args.shard,
+                            on_error=args.on_error, force=args.force, pad=args.pad)  # fmt: skip
+    result = convert_fastmri(conversion)
+    print(
+        f"converted {len(result.converted)} fastMRI volume(s) into {root}/{args.split}, {result.skipped} already "
+        f"done" + (f", {len(result.rejects)} rejected (reasons in {root}/rejects.json)" if result.rejects else "")
+    )
+    if result.manifest is None:
+        print(f"this shard is done; once every shard is, run `python -m benchmark prepare --finalize --data {root}`")
+    return result.manifest is not None
 
 
 def _embedded_spec(args: argparse.Namespace):
@@ -220,10 +242,43 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
         "--from-fastmri. An existing dataset is verified against its manifest instead of rebuilt.",
     )
     prepare.add_argument("--data", help="dataset directory (default: $MRIBENCH_DATA or data/embedded)")
-    prepare.add_argument("--force", action="store_true", help="rebuild even if the dataset exists")
+    prepare.add_argument(
+        "--force", action="store_true", help="rebuild even if the dataset exists (conversion: reconvert what is done)"
+    )
     prepare.add_argument("--verify", action="store_true", help="check every file's sha256, not only its size")
     prepare.add_argument("--from-fastmri", metavar="PATH", help="a fastMRI multi-coil .h5 file or a folder of them")
     prepare.add_argument("--split", default="test", help="split the converted files join (default: test)")
+    prepare.add_argument("--workers", type=positive_int, default=1,
+                         help="convert volumes in N processes (one BLAS thread each; same bytes as 1)")  # fmt: skip
+    prepare.add_argument(
+        "--shard",
+        type=shard_pair,
+        metavar="I/N",
+        help="convert every N-th source file from the I-th (by name), e.g. a job array's index; the processes share "
+        "--data (one filesystem) and `prepare --finalize` writes the manifest once all are done (under torchrun: "
+        "the rank and world size)",
+    )
+    prepare.add_argument(
+        "--on-error",
+        choices=("abort", "skip"),
+        default="abort",
+        help="a file that cannot be converted: abort (default; stop there, exit 2, keeping the volumes converted, "
+        "which a rerun skips) or skip (convert the rest, exit 0, each rejected file's reason in rejects.json)",
+    )
+    prepare.add_argument(
+        "--size",
+        type=positive_int,
+        nargs=2,
+        default=[256, 256],
+        metavar=("H", "W"),
+        help="converted image size (default 256 256); an image smaller than it is rejected with its reason unless "
+        "--pad",
+    )
+    prepare.add_argument(
+        "--pad", action="store_true", help="zero-pad an image smaller than --size in image space (recorded)"
+    )
+    prepare.add_argument("--finalize", action="store_true",
+                         help="write the manifest of a sharded conversion from its per-volume records")  # fmt: skip
     prepare.add_argument(
         "--virtual-coils", type=positive_int, default=None, help="SVD-compress converted files to N virtual coils"
     )

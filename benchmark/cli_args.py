@@ -174,6 +174,14 @@ def grid_config(args: argparse.Namespace, out: Path, acceleration: int):
     )
 
 
+def shard_pair(text: str) -> tuple[int, int]:
+    """``I/N`` of ``--shard``."""
+    index, sep, count = text.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"--shard must be I/N with 0 <= I < N, got {text!r}")
+    return int(index), int(count)
+
+
 def sampler_count(text: str) -> tuple[str, str, int]:
     """``METHOD.FIELD=N`` of ``--sampler``."""
     name, sep, count = text.partition("=")

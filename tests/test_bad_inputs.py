@@ -29,12 +29,16 @@ def case(build: Case) -> Case:
     return build
 
 
+#: How ``--on-error abort`` (the default) ends a conversion at its first file, before any file was converted.
+ABORTED = "; stopped there (none converted; --on-error skip converts the rest)"
+
+
 def conversion(folder: Path, inputs: Inputs, name: str) -> tuple[Path, list[str]]:
-    """Where a file ``name`` goes in a source folder that also holds a valid file (validated first), and the
-    arguments of ``prepare --from-fastmri`` on that folder."""
+    """Where a file ``name`` goes in a source folder that also holds a valid file (converted after it, in name
+    order; tests/test_convert.py checks what an abort keeps), and the arguments of ``prepare --from-fastmri``."""
     source = folder / "source"
     source.mkdir()
-    shutil.copyfile(inputs.raw, source / "a_valid.h5")
+    shutil.copyfile(inputs.raw, source / "zz_valid.h5")
     return source / name, ["prepare", "--from-fastmri", str(source), "--data", str(folder / "converted")]
 
 
@@ -44,7 +48,7 @@ def conversion_of(kind: str) -> Case:
 
     def build(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
         broken, arguments = conversion(folder, inputs, f"{kind}.h5")
-        return arguments, f"{broken}: {BROKEN_FASTMRI[kind](broken, inputs.raw)}"
+        return arguments, f"{broken}: {BROKEN_FASTMRI[kind](broken, inputs.raw)}{ABORTED}"
 
     return build
 
@@ -56,7 +60,7 @@ CASES.update({f"h5_{kind}": conversion_of(kind) for kind in BROKEN_FASTMRI})
 def h5_smaller_than_the_benchmark_size(folder: Path, inputs: Inputs) -> tuple[list[str], str]:
     small, arguments = conversion(folder, inputs, "small.h5")
     write_raw_fastmri(small, numpy_fft2c(raw_coil_images(1, 2, 40, 24)), recon=(20, 20))
-    return arguments, f"{small}: image (20, 20) is smaller than the crop (256, 256)"
+    return arguments, f"{small}: image (20, 20) is smaller than the crop (256, 256); --pad zero-pads it{ABORTED}"
 
 
 @case
@@ -332,7 +336,7 @@ def h5_declaring_terabytes_per_slice(folder: Path, inputs: Inputs) -> tuple[list
     with h5py.File(huge, "w") as handle:  # unallocated: the file is a few KB
         handle.create_dataset("kspace", shape=(2, 4, 2**18, 2**17), dtype=np.complex64)
     shape = "(2, 4, 262144, 131072)"
-    return arguments, f"{huge}: 'kspace' declares 1.0 TiB per slice (shape {shape}), over the 2.0 GiB allowed"
+    return arguments, f"{huge}: 'kspace' declares 1.0 TiB per slice (shape {shape}), over the 2.0 GiB allowed{ABORTED}"
 
 
 @case
@@ -341,7 +345,7 @@ def h5_declaring_more_than_it_stores(folder: Path, inputs: Inputs) -> tuple[list
     with h5py.File(hollow, "w") as handle:
         handle.create_dataset("kspace", shape=(2000, 2, 256, 256), dtype=np.complex64)
     shape = "(2000, 2, 256, 256)"
-    return arguments, f"{hollow}: 'kspace' declares 2.0 GiB (shape {shape}) but the file stores 0 bytes of it"
+    return arguments, f"{hollow}: 'kspace' declares 2.0 GiB (shape {shape}) but the file stores 0 bytes of it{ABORTED}"
 
 
 @case

@@ -13,7 +13,7 @@ from fastmri.data.mri_data import et_query
 
 from benchmark.data import LoadOptions, build_embedded, convert, dataset_files, read_slice, verify_dataset
 from benchmark.data.anatomy import deformed_slices, subject_tissues, synthesize_contrast
-from benchmark.data.convert import convert_fastmri
+from benchmark.data.convert import Conversion, convert_fastmri
 from benchmark.data.manifest import read_manifest
 from benchmark.errors import BenchmarkError, DataError
 
@@ -115,7 +115,7 @@ def test_converted_fastmri_file_reads_back_identically(tmp_path):
     )
     options = LoadOptions(size=(64, 64), espirit_calib_width=16)
     root = tmp_path / "converted"
-    convert_fastmri([source], root, "val", options)
+    convert_fastmri(Conversion((source,), root, "val", options))
     converted = dataset_files(root, "val", ("FLAIR",))
     assert [p.name for p in converted] == [source.name]
     direct, stored = read_slice(source, 1, options), read_slice(converted[0], 1, options)
@@ -125,9 +125,9 @@ def test_converted_fastmri_file_reads_back_identically(tmp_path):
     verify_dataset(root, check_hashes=True)
 
 
-def test_a_conversion_failing_midway_leaves_nothing_behind(tmp_path, monkeypatch):
-    """The second file fails only while it is converted, after every file was validated: the first file's
-    converted copy must not stay behind (nor the staging folder)."""
+def test_a_conversion_aborted_midway_keeps_the_volumes_converted_before_it(tmp_path, monkeypatch):
+    """The second file fails only while it is converted: the first stays, complete and recorded (a fragment,
+    no manifest yet), and nothing half-written is left; the rerun converts only the second."""
     kspace = numpy_fft2c(raw_coil_images(num_slices=1, num_coils=2, rows=32, cols=24))
     sources = [write_raw_fastmri(tmp_path / f"file_brain_AXT2_{i}.h5", kspace, recon=(16, 16)) for i in (1, 2)]
     read = convert.read_slice
@@ -138,10 +138,16 @@ def test_a_conversion_failing_midway_leaves_nothing_behind(tmp_path, monkeypatch
         return read(path, index, options)
 
     monkeypatch.setattr(convert, "read_slice", read_failing_on_the_second_file)
-    options = LoadOptions(size=(16, 16), espirit_calib_width=8)
-    with pytest.raises(DataError, match="failed while converting"):
-        convert.convert_fastmri(sources, tmp_path / "converted", "test", options)
-    assert sorted(tmp_path.iterdir()) == sources
+    conversion = Conversion(tuple(sources), tmp_path / "converted", "test", LoadOptions(size=(16, 16),
+                            espirit_calib_width=8))  # fmt: skip
+    with pytest.raises(BenchmarkError, match="failed while converting; stopped there .the 1 volume"):
+        convert.convert_fastmri(conversion)
+    files = sorted(p.relative_to(conversion.root).as_posix() for p in conversion.root.rglob("*") if p.is_file())
+    assert files == [".fragments/test/file_brain_AXT2_1.h5.json", "test/file_brain_AXT2_1.h5"]
+    monkeypatch.setattr(convert, "read_slice", read)
+    result = convert.convert_fastmri(conversion)
+    assert ([p.name for p in result.converted], result.skipped) == (["file_brain_AXT2_2.h5"], 1)
+    assert [entry.path for entry in read_manifest(conversion.root)["entries"]] == [f"test/{s.name}" for s in sources]
 
 
 def test_prepare_command_verifies_an_existing_dataset(small_embedded):

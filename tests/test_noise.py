@@ -8,7 +8,7 @@ import pytest
 from conftest import numpy_fft2c, raw_coil_images, write_raw_fastmri
 
 from benchmark.data import LoadOptions
-from benchmark.data.convert import convert_fastmri
+from benchmark.data.convert import Conversion, convert_fastmri
 from benchmark.data.manifest import read_manifest
 from benchmark.data.noise import margin_noise_sigma
 
@@ -30,7 +30,7 @@ def test_a_converted_file_records_the_noise_level_added_to_its_raw_kspace(tmp_pa
         kspace[..., -zero_filled_columns // 2 :] = 0
     source = write_raw_fastmri(tmp_path / "file_brain_AXT2_3.h5", kspace, recon=(80, 80))
     root = tmp_path / "converted"
-    convert_fastmri([source], root, "test", LoadOptions(size=(64, 64), espirit_calib_width=16))
+    convert_fastmri(Conversion((source,), root, "test", LoadOptions(size=(64, 64), espirit_calib_width=16)))
     (entry,) = read_manifest(root)["entries"]
     assert entry.noise_sigma == pytest.approx(sigma, rel=0.05)
 

@@ -312,6 +312,24 @@ def crop_problem(info: VolumeInfo, size: tuple[int, int]) -> str:
     return ""
 
 
+def padded_kspace(info: VolumeInfo, kspace_CHW: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """k-space of ``size`` for an image smaller than ``size``: cropped to its recon size and to ``size`` as far as
+    each reaches, then zero-padded to ``size`` in image space (``prepare --pad``)."""
+    images = ifft2c(kspace_CHW)
+    for crop in (info.recon_size, size):
+        images = center_crop(images, (min(crop[0], images.shape[-2]), min(crop[1], images.shape[-1])))
+    return fft2c(center_pad(images, size))
+
+
+def center_pad(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Zero-pad the last two axes to ``size``, the element at ``n // 2`` landing at ``N // 2``: ``center_crop``
+    back to the original shape returns ``tensor``."""
+    padded = tensor.new_zeros((*tensor.shape[:-2], *size))
+    top, left = size[0] // 2 - tensor.shape[-2] // 2, size[1] // 2 - tensor.shape[-1] // 2
+    padded[..., top : top + tensor.shape[-2], left : left + tensor.shape[-1]] = tensor
+    return padded
+
+
 def center_crop(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Centre crop over the last two axes, keeping the element at ``N // 2`` at ``n // 2``."""
     top = tensor.shape[-2] // 2 - size[0] // 2

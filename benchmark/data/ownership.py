@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmark.data.manifest import MANIFEST_NAME, read_manifest
@@ -24,8 +25,11 @@ BUILDER_NAMES = {
 }
 
 
-def check_replaceable(root: Path, builder: str) -> None:
-    """Raise unless ``root`` is absent, empty, or a dataset this suite built with ``builder`` and nothing else."""
+def check_replaceable(
+    root: Path, builder: str, also_listed: set[str] = frozenset(), ignore: Callable[[Path, Path], bool] | None = None
+) -> None:
+    """Raise unless ``root`` is absent, empty, or a dataset this suite built with ``builder`` and nothing else
+    (besides the relative paths ``also_listed`` and the files ``ignore(path, root)`` accepts)."""
     if not root.exists():
         return
     if not root.is_dir():
@@ -52,10 +56,11 @@ def check_replaceable(root: Path, builder: str) -> None:
         )
     # A lesion split's sidecars (never read by a method) are listed in its description, not as volumes.
     listed = {entry.path for entry in manifest["entries"]} | set(DATASET_EXTRAS) | set(description.get("sidecars", []))
+    listed |= also_listed
     unlisted = sorted(
         path.relative_to(root).as_posix()
         for path in root.rglob("*")
-        if path.is_file() and path.relative_to(root).as_posix() not in listed
+        if path.is_file() and path.relative_to(root).as_posix() not in listed and not (ignore and ignore(path, root))
     )
     if unlisted:
         raise BenchmarkError(
