@@ -69,7 +69,7 @@ def _convert(args: argparse.Namespace, root: Path) -> bool:
 
     source = Path(args.from_fastmri)
     files = sorted(source.glob("*.h5")) if source.is_dir() else [source]
-    options = LoadOptions(size=tuple(args.size), num_virtual_coils=args.virtual_coils)
+    options = LoadOptions(size=tuple(args.size), num_virtual_coils=args.virtual_coils, espirit=args.espirit)
     conversion = Conversion(tuple(files), root, args.split, options, workers=args.workers, shard=args.shard,
                             on_error=args.on_error, force=args.force, pad=args.pad)  # fmt: skip
     result = convert_fastmri(conversion)
@@ -276,6 +276,13 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
     )
     prepare.add_argument(
         "--pad", action="store_true", help="zero-pad an image smaller than --size in image space (recorded)"
+    )
+    prepare.add_argument(
+        "--espirit",
+        choices=("fast", "reference"),
+        default="fast",
+        help="ESPIRiT maps: fast (default; the same eigenproblem on a coarser grid, SENSE images within 1 %% of the "
+        "reference) or reference (sigpy's EspiritCalib); part of the options hash",
     )
     prepare.add_argument("--finalize", action="store_true",
                          help="write the manifest of a sharded conversion from its per-volume records")  # fmt: skip

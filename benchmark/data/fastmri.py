@@ -36,7 +36,7 @@ from benchmark.data.normalization import NORMALIZATIONS
 from benchmark.errors import DataError, InputError
 from benchmark.io import atomic_path
 from benchmark.physics import coil_compress, espirit_maps, fft2c, ifft2c, rss, sense_combine
-from benchmark.physics.coils import ESPIRIT_KERNEL_WIDTH
+from benchmark.physics.coils import ESPIRIT_KERNEL_WIDTH, ESPIRIT_METHODS
 from benchmark.physics.fft import numpy_ifft2c
 
 ISMRMRD_NAMESPACE = "http://www.ismrm.org/ISMRMRD"
@@ -58,6 +58,8 @@ class LoadOptions:
     normalization: Literal["measured", "slice_max", "none"] = "measured"
     num_virtual_coils: int | None = None
     espirit_calib_width: int = 24
+    #: ESPIRiT implementation for files without stored maps: "fast" (default) or sigpy's "reference".
+    espirit: Literal["fast", "reference"] = "fast"
 
     def __post_init__(self) -> None:
         if self.target not in ("sense", "rss"):
@@ -65,6 +67,8 @@ class LoadOptions:
         if self.normalization not in NORMALIZATIONS:
             known = ", ".join(NORMALIZATIONS)
             raise ValueError(f"normalization must be one of {known}, got {self.normalization!r}")
+        if self.espirit not in ESPIRIT_METHODS:
+            raise InputError(f"espirit must be one of {', '.join(ESPIRIT_METHODS)}, got {self.espirit!r}")
         if self.espirit_calib_width < ESPIRIT_KERNEL_WIDTH:
             width = self.espirit_calib_width
             raise InputError(f"espirit_calib_width must be >= {ESPIRIT_KERNEL_WIDTH} (ESPIRiT's kernel), got {width}")
@@ -255,7 +259,7 @@ def standardize_slice(
     if options.num_virtual_coils is not None:
         kspace_CHW = coil_compress(kspace_CHW, options.num_virtual_coils)
     if maps_CHW is None:
-        maps_CHW = _estimated_maps(info, slice_index, kspace_CHW, options.espirit_calib_width)
+        maps_CHW = _estimated_maps(info, slice_index, kspace_CHW, options)
     coil_images = ifft2c(kspace_CHW)
     if options.target == "sense":
         target_complex = sense_combine(coil_images, maps_CHW)
@@ -280,10 +284,10 @@ def standardize_slice(
     )
 
 
-def _estimated_maps(info: VolumeInfo, slice_index: int, kspace_CHW: torch.Tensor, calib_width: int) -> torch.Tensor:
+def _estimated_maps(info: VolumeInfo, slice_index: int, kspace_CHW: torch.Tensor, options: LoadOptions) -> torch.Tensor:
     """ESPIRiT maps; refused when not finite (0 / 0 inside ESPIRiT, e.g. too little signal to calibrate from)."""
     with np.errstate(divide="ignore", invalid="ignore"):  # checked below instead of warned about per pixel
-        maps_CHW = espirit_maps(kspace_CHW, calib_width=calib_width)
+        maps_CHW = espirit_maps(kspace_CHW, calib_width=options.espirit_calib_width, method=options.espirit)
     if not torch.isfinite(maps_CHW).all():
         problem = f"slice {slice_index}: ESPIRiT cannot estimate coil sensitivities from it (its maps are not finite)"
         raise DataError(info.path, problem)
