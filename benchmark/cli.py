@@ -211,6 +211,7 @@ def _train(args: argparse.Namespace) -> None:
         stage=None if args.chain else args.stage,
         accumulate=args.accumulate,
         val_slices=args.val_slices,
+        workers=args.workers,
     )
     best = train_chain(request, last=args.stage) if args.chain else train(request)
     if best.is_file():
@@ -375,6 +376,13 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         type=positive_int,
         metavar="N",
         help="also write OUT/last.pt every N steps (for jobs that may be killed)",
+    )
+    train.add_argument(
+        "--workers",
+        type=nonnegative_int,
+        default=0,
+        help="DataLoader processes reading training batches ahead (default 0: the training process reads them); "
+        "the batches are the same either way",
     )
     train.add_argument(
         "--val-slices",

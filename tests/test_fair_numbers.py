@@ -24,7 +24,8 @@ from benchmark.reports.report import write_report
 from benchmark.runner import RunConfig, run_benchmark
 from benchmark.runner.groups import infer_group
 from benchmark.runner.units import InferenceSettings, Unit, load_volume
-from benchmark.training.loop import TrainRequest, make_batch, train
+from benchmark.training.batches import make_batch
+from benchmark.training.loop import TrainRequest, train
 
 CPU = torch.device("cpu")
 SIZE = (64, 64)

@@ -24,7 +24,7 @@ from benchmark.data.embedded import HEAD_FILL_RANGE, NOISE_SIGMA_ATTR
 from benchmark.data.manifest import SPLITS
 from benchmark.errors import BenchmarkError
 from benchmark.recipes import TrainConfig
-from benchmark.training.loop import epoch_batches
+from benchmark.training.batches import epoch_batches
 
 #: sha256 over the files of a one-subject mini build (``MINI_SPEC``). The builder uses no BLAS or LAPACK
 #: (``benchmark.data.exact``): before, OpenBLAS's per-CPU kernels changed the bytes (11376655… under its

@@ -148,7 +148,8 @@ def test_a_distillation_step_changes_the_student_only_and_records_the_chain(ship
 
 def test_the_loss_is_the_kl_on_the_students_own_rollout(shipped_chain, tmp_path, monkeypatch):
     import methods.nasp.distill as distill
-    from benchmark.training.loop import Trainer, TrainRequest, make_batch, training_masks
+    from benchmark.training.batches import make_batch, training_masks
+    from benchmark.training.loop import Trainer, TrainRequest
 
     paths, common = shipped_chain
     trainer = Trainer(TrainRequest(method="nasp", stage="distill", out=tmp_path, steps=1, **common))
@@ -181,7 +182,8 @@ def test_the_teacher_trains_on_corrupted_inputs_against_clean_labels(shipped_cha
     import torch.nn.functional as F
 
     import methods.nasp.teacher as teacher_module
-    from benchmark.training.loop import Trainer, TrainRequest, make_batch, training_masks
+    from benchmark.training.batches import make_batch, training_masks
+    from benchmark.training.loop import Trainer, TrainRequest
 
     paths, common = shipped_chain
     trainer = Trainer(TrainRequest(method="nasp", stage="teacher", out=paths["teacher"].parent.parent / "t2", **common))

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from benchmark.errors import BenchmarkError, InputError
 from benchmark.registry import get_training_class
-from benchmark.training.loop import Trainer, TrainRequest, make_batch, training_masks
+from benchmark.training.batches import make_batch, training_masks
+from benchmark.training.loop import Trainer, TrainRequest
 from methods.nasp.blocks import ResnetBlock
 from methods.nasp.config import TOKENIZER_CONFIGS
 from methods.nasp.levels import LEVELS, level_images

@@ -11,7 +11,7 @@ from benchmark.masks import make_mask
 from benchmark.metrics.ssim import ssim
 from benchmark.registry import get_method_class
 from benchmark.runner import RunConfig, run_benchmark
-from benchmark.training.loop import make_batch
+from benchmark.training.batches import make_batch
 
 SKIMAGE_OPTIONS = {
     "uniform": {},

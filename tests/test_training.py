@@ -20,7 +20,9 @@ from benchmark.errors import BenchmarkError, InputError
 from benchmark.masks import make_mask
 from benchmark.method import ReconBatch
 from benchmark.physics import ifft2c, rss
+from benchmark.recipes import TrainConfig
 from benchmark.registry import get_method_class
+from benchmark.training.batches import StepBatches, epoch_batches, validation_units
 from benchmark.training.loop import Trainer, TrainRequest
 
 LEARNED = ["unet", "e2evarnet", "recurrentvarnet", "mambarecon"]
@@ -248,8 +250,8 @@ def test_ddp_two_ranks_agree_match_one_process_and_methods_hold_bare_networks(sm
 
 
 def test_the_readme_torchrun_line_trains_like_one_process_on_the_same_global_batch(small_embedded, tmp_path):
-    """The README's DDP command, run as written (torchrun takes ``-m benchmark``), then compared with one
-    process on the same global batch."""
+    """The README's DDP command, run as written (torchrun takes ``-m benchmark``; each rank reading through a
+    DataLoader worker, validating its share), then compared with one process on the same global batch."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     line = re.search(r"`(torchrun --nproc_per_node 2 -m benchmark train unet --profile tiny)`", readme)
     assert line, "README.md no longer shows the torchrun command this test runs"
@@ -258,8 +260,8 @@ def test_the_readme_torchrun_line_trains_like_one_process_on_the_same_global_bat
     common = ["--data", str(small_embedded), "--device", "cpu", "--size", "64", "64", "--steps", "3"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run(
-        [str(torchrun), "--master_port", "29519", *command[1:], *common, "--batch-size", "1", "--out",
-         str(tmp_path / "ddp")],
+        [str(torchrun), "--master_port", "29519", *command[1:], *common, "--batch-size", "1", "--workers", "1",
+         "--out", str(tmp_path / "ddp")],
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert ddp.returncode == 0, ddp.stderr[-3000:]
@@ -372,3 +374,33 @@ def test_a_parent_checkpoint_is_recorded_by_its_place_under_the_checkpoint_root_
     elsewhere = tmp_path / "best.pt"
     elsewhere.write_bytes(shipped.read_bytes())
     assert checkpoint_reference(elsewhere) == {"path": str(elsewhere), "sha256": digest}
+
+
+def test_dataloader_workers_read_exactly_the_batches_the_training_process_would(small_embedded, tmp_path):
+    """Two worker processes reading ahead (from a resumed step too) train to the same bits as none."""
+    common = dict(method="unet", profile="tiny", data=small_embedded, device="cpu", steps=4, size=(64, 64))
+    weights = []
+    for workers in (0, 2):
+        Trainer(TrainRequest(out=tmp_path / f"w{workers}", stop_after=2, workers=workers, **common)).fit()
+        resumed = Trainer(TrainRequest(out=tmp_path / f"w{workers}", resume=True, workers=workers, **common))
+        resumed.fit()
+        weights.append(resumed.model.state_dict())
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+
+def test_the_step_batches_walk_each_epochs_slice_order_in_turn(small_embedded):
+    """Step s reads batch s mod (batches per epoch) of epoch s div it: the epochs' orders concatenated."""
+    dataset = SliceDataset(dataset_files(small_embedded, "train"), LoadOptions(size=(64, 64)))
+    config = TrainConfig(steps=10, batch_size=1, lr=1e-3)
+    batches = StepBatches(dataset, config, ("radial",), (64, 64), hierarchy=False, rank=0, world=1)
+    walked = [indices for epoch in range(4) for indices in epoch_batches(dataset, config, epoch, 0, 1)]
+    assert [batches.indices(step) for step in range(10)] == walked[:10]
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_the_ranks_validate_every_image_once(world):
+    patterns = ("cartesian_x", "radial")
+    shares = [validation_units(patterns, 5, rank, world) for rank in range(world)]
+    every = [unit for share in shares for unit in share]
+    assert sorted(every) == sorted((pattern, index) for pattern in patterns for index in range(5))
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1

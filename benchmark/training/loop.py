@@ -29,7 +29,6 @@ from torch.distributed._composable import replicate
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from benchmark.acquisition import acquire, scale_policy
 from benchmark.checkpoint import (
     load_checkpoint,
     load_weights,
@@ -45,10 +44,11 @@ from benchmark.masks import PATTERN_NAMES, get_pattern, make_mask, make_mask_hie
 from benchmark.method import ReconBatch, TrainingStage, TrainingTarget, load_parents
 from benchmark.metrics.base import ScoringBatch
 from benchmark.metrics.pixel import PSNR, SSIM
-from benchmark.recipes import PROTOCOLS, TINY_PROTOCOL, TrainConfig, protocol_breaches
+from benchmark.recipes import PROTOCOLS, TINY_PROTOCOL, protocol_breaches
 from benchmark.registry import get_training_class
 from benchmark.runner.environment import git_commit, resolve_device
 from benchmark.seeds import derive_seed
+from benchmark.training.batches import StepBatches, make_batch, training_loader, validation_units
 from benchmark.training.capacity import capacity_gate, check_same_parents
 from benchmark.training.optim import Optimizers, averaged_weights
 
@@ -84,6 +84,8 @@ class TrainRequest:
     #: A chain folder (``train --chain``): the earlier stages come from ``<chain>/<stage>/best.pt``, not the
     #: shipped checkpoints.
     parents_from: Path | None = None
+    #: Processes reading training batches ahead (``DataLoader`` workers; 0: the training process reads them).
+    workers: int = 0
     #: Validate on the first this many val slices (x each mask), not all (``smoke``; never shipped).
     val_slices: int | None = None
 
@@ -101,69 +103,6 @@ def global_batch_config(train_config: dict, world: int) -> dict:
     a resume must match, so a run may continue under another number of ranks on the same global batch."""
     record = plain_values(train_config)
     return record | {"batch_size": record["batch_size"] * world}
-
-
-def make_batch(
-    dataset: SliceDataset,
-    indices: list[int],
-    masks: list[torch.Tensor],
-    pattern: str,
-    acceleration: int,
-    hierarchies: list[dict[int, torch.Tensor]] | None = None,
-) -> tuple[ReconBatch, TrainingTarget]:
-    """Stack slices and their masks into a ``ReconBatch`` and its ``TrainingTarget``.
-
-    Under ``measured`` normalisation each slice's k-space and target are divided by the scale of its own
-    undersampled input (``benchmark.data.normalization``), never by anything from the target. With
-    ``hierarchies`` (one nested mask chain per slice, whose R = 32 level is the slice's mask) the target
-    also carries the fully sampled k-space, scaled alike, for methods trained on the whole hierarchy.
-    """
-    items = [dataset[i] for i in indices]
-    full, maps, target = (torch.stack([item[key] for item in items]) for key in ("kspace", "maps", "target"))
-    policy = scale_policy(dataset.options.normalization, per="slice")
-    acquisition = acquire(full, maps, torch.stack(masks), pattern, acceleration, policy)
-    target = acquisition.normalised(target)
-    if hierarchies is None:
-        return acquisition.batch, TrainingTarget(target)
-    levels = {r: torch.stack([h[r] for h in hierarchies]) for r in hierarchies[0]}
-    return acquisition.batch, TrainingTarget(target, acquisition.normalised(full), levels)
-
-
-def training_masks(
-    config: TrainConfig, step: int, indices: list[int], patterns, shape, hierarchy: bool = False
-) -> tuple[str, list, list | None]:
-    """The step's pattern, each slice's R mask and, with ``hierarchy``, each slice's nested chain
-    (same seed, so its R = 32 level is that mask)."""
-    # The seed label "protocol" is kept as it was: renaming it would change every step's pattern draw.
-    pattern = patterns[derive_seed(config.seed, "protocol", step) % len(patterns)]
-    seeds = [derive_seed(config.seed, step, i) for i in indices]
-    if not hierarchy:
-        return pattern, [make_mask(pattern, shape, config.acceleration, seed) for seed in seeds], None
-    chains = [make_mask_hierarchy(pattern, shape, seed) for seed in seeds]
-    return pattern, [chain[config.acceleration] for chain in chains], chains
-
-
-def epoch_batches(dataset: SliceDataset, config: TrainConfig, epoch: int, rank: int, world: int) -> list[list[int]]:
-    """This rank's batches for one epoch, every slice of a global batch with the same coil count.
-
-    The slice order is ``DistributedSampler``'s (``randperm`` seeded with seed + epoch); walking it, each
-    slice joins the open global batch of its coil count, which is emitted when it holds
-    ``batch_size x world`` slices (leftovers are dropped, like ``drop_last``), and rank ``r`` takes every
-    ``world``-th slice of it from ``r``. With one coil count this is exactly ``DistributedSampler``'s
-    split; the number of batches per epoch is the same on every rank and in every epoch.
-    """
-    generator = torch.Generator()
-    generator.manual_seed(config.seed + epoch)
-    global_size = config.batch_size * world
-    open_batches: dict[int, list[int]] = {}
-    batches = []
-    for index in torch.randperm(len(dataset), generator=generator).tolist():
-        batch = open_batches.setdefault(dataset.coil_counts[index], [])
-        batch.append(index)
-        if len(batch) == global_size:
-            batches.append(batch[rank::world])
-            open_batches[dataset.coil_counts[index]] = []
-    return batches
 
 
 class Trainer:
@@ -300,32 +239,29 @@ class Trainer:
 
     def fit(self) -> Path:
         config, request = self.config, self.request
-        steps_per_epoch = len(epoch_batches(self.train_set, config, 0, self.rank, self.world))
-        if steps_per_epoch == 0:
+        shape = tuple(self.train_set[0]["target"].shape)
+        batches = StepBatches(self.train_set, config, request.masks, shape, self.method.needs_hierarchy, self.rank,
+                              self.world, request.accumulate)  # fmt: skip
+        if batches.steps_per_epoch == 0:
             raise BenchmarkError(
                 f"the train split has {len(self.train_set)} slices, too few for {config.batch_size} x {self.world} "
                 "slices of one coil count"
             )
-        shape = tuple(self.train_set[0]["target"].shape)
         label = request.method + (f" {request.stage}" if request.stage else "")
         progress = tqdm(total=config.steps, initial=self.step, desc=f"train {label}", disable=self.rank != 0)
-        while self.step < config.steps:
-            epoch, position = divmod(self.step, steps_per_epoch)
-            for indices in epoch_batches(self.train_set, config, epoch, self.rank, self.world)[position:]:
-                if self.step >= config.steps:
-                    break
-                losses = self._train_step(indices, shape)
-                progress.update()
-                progress.set_postfix({k: f"{v:.4g}" for k, v in losses.items()} | {"lr": f"{self.optimizers.lr():.2e}"})
-                if self.step % config.log_every == 0:
-                    self.log_rows.append({"step": self.step, **losses, "lr": self.optimizers.lr()})
-                if self.step % config.val_every == 0 or self.step == config.steps:
-                    self._validate_and_save()
-                elif self.step == request.stop_after or (request.save_every and self.step % request.save_every == 0):
-                    self._save_last()
-                if self.step == request.stop_after:
-                    progress.close()
-                    return request.out / "best.pt"
+        for parts in training_loader(batches, self.step, request.workers):
+            losses = self._train_step(parts)
+            progress.update()
+            progress.set_postfix({k: f"{v:.4g}" for k, v in losses.items()} | {"lr": f"{self.optimizers.lr():.2e}"})
+            if self.step % config.log_every == 0:
+                self.log_rows.append({"step": self.step, **losses, "lr": self.optimizers.lr()})
+            if self.step % config.val_every == 0 or self.step == config.steps:
+                self._validate_and_save()
+            elif self.step == request.stop_after or (request.save_every and self.step % request.save_every == 0):
+                self._save_last()
+            if self.step == request.stop_after:
+                progress.close()
+                return request.out / "best.pt"
         progress.close()
         best = request.out / "best.pt"
         if self.rank == 0 and best.is_file():
@@ -347,20 +283,15 @@ class Trainer:
         if self.request.ship:
             self._ship(best)
 
-    def _batch(self, dataset: SliceDataset, indices: list[int], pattern: str, masks: list, chains: list | None):
-        batch, target = make_batch(dataset, indices, masks, pattern, self.config.acceleration, chains)
-        return batch.to(self.device), target.to(self.device)
-
-    def _train_step(self, indices: list[int], shape) -> dict[str, float]:
-        """One step: each loss the method yields is backpropagated into its network, which then steps."""
-        hierarchy = self.method.needs_hierarchy
-        pattern, masks, chains = training_masks(self.config, self.step, indices, self.request.masks, shape, hierarchy)
+    def _train_step(self, parts: list[tuple[ReconBatch, TrainingTarget]]) -> dict[str, float]:
+        """One step on its batch (``parts``: the micro-batches of ``--accumulate``, else one): each loss the method
+        yields is backpropagated into its network, which then steps."""
         self.method.train_mode(True)
+        parts = [(batch.to(self.device), target.to(self.device)) for batch, target in parts]
         if self.request.accumulate > 1:
-            losses = self._accumulated_step(indices, pattern, masks, chains)
+            losses = self._accumulated_step(parts)
         else:
-            batch, target = self._batch(self.train_set, indices, pattern, masks, chains)
-            losses = {}
+            (batch, target), losses = parts[0], {}
             with self._autocast():
                 for name, loss in self.method.training_losses(batch, target):
                     with torch.autocast(self.device.type, enabled=False):
@@ -379,49 +310,47 @@ class Trainer:
             self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda" and self.config.bf16
         )
 
-    def _accumulated_step(self, indices: list[int], pattern: str, masks: list, chains: list | None) -> dict[str, float]:
+    def _accumulated_step(self, parts: list[tuple[ReconBatch, TrainingTarget]]) -> dict[str, float]:
         """The step's batch as ``accumulate`` equal micro-batches: each mean loss, weighted by its share of the
         batch, adds its gradients; one clip and optimiser step follow (under DDP every backward all-reduces,
         and the sum of averaged gradients is the average of the summed ones)."""
-        parts = self.request.accumulate
-        size = len(indices) // parts
         total = 0.0
-        for part in range(parts):
-            span = slice(part * size, (part + 1) * size)
-            batch, target = self._batch(self.train_set, indices[span], pattern, masks[span], chains and chains[span])
+        for part, (batch, target) in enumerate(parts):
             with self._autocast():
                 yielded = list(self.method.training_losses(batch, target))
             if [name for name, _ in yielded] != ["model"]:
                 raise InputError(f"--accumulate needs a method that trains one network; this one trains "
                                  f"{', '.join(name for name, _ in yielded)}")  # fmt: skip
             loss = yielded[0][1]
-            self.optimizers.backward("model", loss / parts, fresh=part == 0)
-            total += float(loss.detach()) / parts
+            self.optimizers.backward("model", loss / len(parts), fresh=part == 0)
+            total += float(loss.detach()) / len(parts)
         self.optimizers.apply("model")
         return {"loss": total}
 
     def validate(self) -> dict[str, float]:
         """Mean SSIM and PSNR (paper protocol) of the validation images: every val slice x each mask pattern
         (``val_slices``, when a recipe or ``--val-slices`` sets it, keeps the first that many), masks fixed per
-        slice."""
+        slice; under DDP each rank scores its share (``validation_units``) and the sums are all-reduced."""
         self.method.train_mode(False)
-        scores: dict[str, list[float]] = {"val_ssim": [], "val_psnr": []}
+        sums = torch.zeros(3, dtype=torch.float64)  # SSIM, PSNR, images
         count = min(self.config.val_slices or len(self.val_set), len(self.val_set))
         shape = tuple(self.val_set[0]["target"].shape)
         with torch.no_grad(), averaged_weights(self.model, self.ema):
-            for pattern in self.request.masks:
-                for index in range(count):
-                    path, slice_index = self.val_set.index[index]
-                    seed = mask_seed(path.name, slice_index)
-                    chains = [make_mask_hierarchy(pattern, shape, seed)] if self.method.needs_hierarchy else None
-                    mask = make_mask(pattern, shape, self.config.acceleration, seed)
-                    batch, target = self._batch(self.val_set, [index], pattern, [mask], chains)
-                    recon = self.method.validation_image(batch, target).abs().float().cpu()
-                    magnitude = target.magnitude.cpu()
-                    scoring = ScoringBatch(recon, magnitude, magnitude.amax().reshape(1))
-                    scores["val_ssim"].append(SSIM("paper")(scoring).item())
-                    scores["val_psnr"].append(PSNR("paper")(scoring).item())
-        return {name: sum(values) / len(values) for name, values in scores.items()}
+            for pattern, index in validation_units(self.request.masks, count, self.rank, self.world):
+                path, slice_index = self.val_set.index[index]
+                seed = mask_seed(path.name, slice_index)
+                chains = [make_mask_hierarchy(pattern, shape, seed)] if self.method.needs_hierarchy else None
+                mask = make_mask(pattern, shape, self.config.acceleration, seed)
+                batch, target = make_batch(self.val_set, [index], [mask], pattern, self.config.acceleration, chains)
+                batch, target = batch.to(self.device), target.to(self.device)
+                recon = self.method.validation_image(batch, target).abs().float().cpu()
+                magnitude = target.magnitude.cpu()
+                scoring = ScoringBatch(recon, magnitude, magnitude.amax().reshape(1))
+                scores = [SSIM("paper")(scoring).item(), PSNR("paper")(scoring).item(), 1.0]
+                sums += torch.tensor(scores, dtype=torch.float64)
+        if self.world > 1:
+            dist.all_reduce(sums)
+        return {"val_ssim": float(sums[0] / sums[2]), "val_psnr": float(sums[1] / sums[2])}
 
     def _save_last(self) -> None:
         if self.rank == 0:
@@ -430,8 +359,8 @@ class Trainer:
             dist.barrier()
 
     def _validate_and_save(self) -> None:
+        scores = self.validate()
         if self.rank == 0:
-            scores = self.validate()
             self.log_rows.append({"step": self.step, **scores})
             out = self.request.out
             save_checkpoint(out / "last.pt", self.payload())

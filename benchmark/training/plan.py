@@ -22,7 +22,8 @@ from benchmark.masks import make_mask, make_mask_hierarchy, mask_seed
 from benchmark.method import LearnedMethod
 from benchmark.recipes import TINY_PROTOCOL
 from benchmark.registry import METHODS, STAGES, get_method_class
-from benchmark.training.loop import Trainer, TrainRequest, epoch_batches
+from benchmark.training.batches import epoch_batches
+from benchmark.training.loop import Trainer, TrainRequest
 
 
 def training_units() -> list[tuple[str, str | None]]:
