@@ -68,6 +68,8 @@ def _convert(args: argparse.Namespace, root: Path) -> bool:
     from benchmark.data.fastmri import LoadOptions
 
     source = Path(args.from_fastmri)
+    if not source.exists():
+        raise BenchmarkError(f"{source}: no such file or folder")
     files = sorted(source.glob("*.h5")) if source.is_dir() else [source]
     options = LoadOptions(size=tuple(args.size), num_virtual_coils=args.virtual_coils, espirit=args.espirit)
     conversion = Conversion(tuple(files), root, args.split, options, workers=args.workers, shard=args.shard,
