@@ -22,7 +22,7 @@ from benchmark.method import ReconBatch
 from benchmark.physics import ifft2c, rss
 from benchmark.recipes import TrainConfig
 from benchmark.registry import get_method_class
-from benchmark.training.batches import StepBatches, epoch_batches, validation_units
+from benchmark.training.batches import StepBatches, epoch_batches, training_loader, validation_units
 from benchmark.training.loop import Trainer, TrainRequest
 
 LEARNED = ["unet", "e2evarnet", "recurrentvarnet", "mambarecon"]
@@ -404,3 +404,15 @@ def test_the_ranks_validate_every_image_once(world):
     every = [unit for share in shares for unit in share]
     assert sorted(every) == sorted((pattern, index) for pattern in patterns for index in range(5))
     assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_reading_batches_leaves_the_global_random_stream_alone(small_embedded):
+    """Methods sample from the global RNG while training (distillation's on-policy draws); a loader that drew
+    from it would shift their stream on every resume, and retraining would no longer reproduce a checkpoint."""
+    dataset = SliceDataset(dataset_files(small_embedded, "train"), LoadOptions(size=(64, 64)))
+    batches = StepBatches(dataset, TrainConfig(steps=2, batch_size=1), ("radial",), (64, 64), False, 0, 1)
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    assert len(list(training_loader(batches, 0, workers=0))) == 2
+    assert torch.equal(torch.rand(4), expected)

@@ -119,8 +119,10 @@ class StepBatches(Dataset):
 def training_loader(batches: StepBatches, start: int, workers: int) -> DataLoader:
     """The batches of steps ``start`` to the last, in order, read ``workers`` processes ahead (0: in this one)."""
     ahead = {"prefetch_factor": 2, "persistent_workers": False} if workers else {}
+    # Its own generator: a DataLoader draws its workers' base seed from the global RNG otherwise, and a resume
+    # (a new loader) would then shift the stream that methods sampling during training read.
     return DataLoader(batches, batch_size=None, sampler=range(start, len(batches)), num_workers=workers,
-                      collate_fn=_as_is, **ahead)  # fmt: skip
+                      collate_fn=_as_is, generator=torch.Generator(), **ahead)  # fmt: skip
 
 
 def _as_is(item):
