@@ -63,7 +63,10 @@ def test_two_workers_and_two_concurrent_shards_write_the_serial_bytes(sources, s
         assert (parallel / "test" / file.name).read_bytes() == file.read_bytes()
     sharded = tmp_path / "sharded"
     command = [sys.executable, "-m", "benchmark", "prepare", "--from-fastmri", str(sources), "--data", str(sharded)]
-    shards = [subprocess.Popen([*command, *SIZE, "--shard", f"{i}/2"], stderr=subprocess.PIPE) for i in (0, 1)]
+    # Shard 0 also converts with two worker processes through the command line.
+    workers = (["--workers", "2"], [])
+    shards = [subprocess.Popen([*command, *SIZE, "--shard", f"{i}/2", *workers[i]], stderr=subprocess.PIPE)
+              for i in (0, 1)]  # fmt: skip
     assert [shard.wait(timeout=600) for shard in shards] == [0, 0]
     assert not (sharded / "manifest.json").exists()  # a shard never writes the manifest another is writing
     assert prepare("--finalize", "--data", str(sharded)).returncode == 0
