@@ -136,8 +136,11 @@ def smoke(request: SmokeRequest) -> list[dict]:
     for name in request.methods:
         check_method_name(name)
     get_pattern(request.mask)
+    ours = (request.out / "smoke.csv").exists() or (request.out / "logs").is_dir()  # a smoke, finished or not
+    if request.out.exists() and any(request.out.iterdir()) and not ours:
+        raise BenchmarkError(f"{request.out} holds files that are not a smoke of this suite; choose another --out")
     if request.force and request.out.exists():
-        shutil.rmtree(request.out)
+        shutil.rmtree(request.out)  # a smoke folder (checked above): never a folder of someone else's files
     (request.out / "logs").mkdir(parents=True, exist_ok=True)
     data = request.out / "data"
     if not data.exists():

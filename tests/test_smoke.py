@@ -106,3 +106,13 @@ def test_ship_refuses_a_checkpoint_picked_on_part_of_the_val_set(ci_embedded, tm
     with pytest.raises(InputError, match="drop --val-slices"):
         train(request)
     assert not (tmp_path / "unet").exists()
+
+
+def test_a_smoke_never_writes_into_or_deletes_a_folder_of_other_files(ci_embedded, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
+    request = SmokeRequest(methods=("zero_filled",), profile="tiny", data=ci_embedded, out=mine, force=True)
+    with pytest.raises(BenchmarkError, match="not a smoke of this suite"):
+        smoke(request)
+    assert [path.name for path in mine.iterdir()] == ["notes.txt"]
