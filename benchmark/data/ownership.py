@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmark.data.manifest import MANIFEST_NAME, read_manifest
+from benchmark.data.volume_index import VOLUME_INDEX_NAME
 from benchmark.errors import BenchmarkError, DataError
 
 #: Files a dataset folder holds besides its volumes.
-DATASET_EXTRAS = (MANIFEST_NAME, "DATASET.md")
+DATASET_EXTRAS = (MANIFEST_NAME, "DATASET.md", VOLUME_INDEX_NAME)
 BUILDER_NAMES = {
     "embedded": "an embedded dataset",
     "fastmri-convert": "a dataset converted from fastMRI files",

@@ -149,8 +149,8 @@ class Trainer:
         self.data_hash = verify_dataset(request.data)
         self.trainval_hash = trainval_hash(read_manifest(request.data)["entries"])
         options = LoadOptions(size=request.size, normalization=request.normalization)
-        self.train_set = SliceDataset(dataset_files(request.data, "train"), options)
-        self.val_set = SliceDataset(dataset_files(request.data, "val"), options)
+        self.train_set = SliceDataset(dataset_files(request.data, "train"), options, root=request.data)
+        self.val_set = SliceDataset(dataset_files(request.data, "val"), options, root=request.data)
         self.optimizers = Optimizers(self.modules, self.config)
         decay = self.config.ema_decay
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay else None
