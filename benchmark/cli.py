@@ -73,7 +73,8 @@ def _convert(args: argparse.Namespace, root: Path) -> bool:
     files = sorted(source.glob("*.h5")) if source.is_dir() else [source]
     options = LoadOptions(size=tuple(args.size), num_virtual_coils=args.virtual_coils, espirit=args.espirit)
     conversion = Conversion(tuple(files), root, args.split, options, workers=args.workers, shard=args.shard,
-                            on_error=args.on_error, force=args.force, pad=args.pad)  # fmt: skip
+                            on_error=args.on_error, force=args.force, pad=args.pad,
+                            espirit_device=args.espirit_device)  # fmt: skip
     result = convert_fastmri(conversion)
     print(
         f"converted {len(result.converted)} fastMRI volume(s) into {root}/{args.split}, {result.skipped} already "
@@ -287,6 +288,9 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
         help="ESPIRiT maps: fast (default; the same eigenproblem on a coarser grid, SENSE images within 1 %% of the "
         "reference) or reference (sigpy's EspiritCalib); part of the options hash",
     )
+    prepare.add_argument("--espirit-device", default="auto", metavar="DEVICE",
+                         help="where ESPIRiT runs: auto (default: a CUDA GPU when one is present), cpu, cuda or "
+                         "cuda:N; CPU and GPU round differently, so it is part of the options hash")  # fmt: skip
     prepare.add_argument("--finalize", action="store_true",
                          help="write the manifest of a sharded conversion from its per-volume records")  # fmt: skip
     prepare.add_argument(

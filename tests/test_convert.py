@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 from conftest import numpy_fft2c, numpy_ifft2c, raw_coil_images, write_raw_fastmri
 
 from benchmark.data.convert import Conversion, convert_fastmri
@@ -71,6 +72,19 @@ def test_two_workers_and_two_concurrent_shards_write_the_serial_bytes(sources, s
     assert not (sharded / "manifest.json").exists()  # a shard never writes the manifest another is writing
     assert prepare("--finalize", "--data", str(sharded)).returncode == 0
     assert _hash(sharded) == _hash(serial)
+
+
+def test_maps_are_recorded_as_computed_on_the_cpu_here_and_a_missing_gpu_is_one_line(sources, serial, tmp_path):
+    fragment = json.loads(next((serial / ".fragments" / "test").glob("*.json")).read_text())
+    expected = "cuda" if torch.cuda.is_available() else "cpu"  # the default, auto: a GPU when one is present
+    assert fragment["options"]["espirit_device"] == expected
+    if torch.cuda.is_available():
+        return
+    root = tmp_path / "gpu"
+    result = prepare("--from-fastmri", str(sources), "--data", str(root), *SIZE, "--espirit-device", "cuda")
+    assert result.returncode == 2 and not root.exists()
+    expected = "error: --espirit-device cuda: no CUDA GPU is visible here (use cpu or auto)"
+    assert result.stderr.strip().splitlines() == [expected]
 
 
 def test_a_killed_conversion_reruns_only_the_rest(sources, serial, tmp_path):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sigpy
 import torch
 
+from benchmark.errors import InputError
 from benchmark.physics import birdcage_maps, espirit_maps
 from benchmark.physics.espirit import fast_espirit_maps
 
@@ -62,6 +64,25 @@ def test_the_fast_maps_are_the_true_sensitivities_up_to_one_phase_per_pixel():
     true_unit = true_maps / np.sqrt((np.abs(true_maps) ** 2).sum(0, keepdims=True))
     overlap = np.abs((np.conj(fast) * true_unit).sum(0))[inside]
     assert np.median(overlap) > 0.99 and np.quantile(overlap, 0.05) > 0.95
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the device check)")
+@pytest.mark.parametrize("method", ["fast", "reference"])
+def test_maps_computed_on_the_gpu_give_the_cpu_sense_image(method):
+    if method == "reference" and not sigpy.config.cupy_enabled:
+        pytest.skip("sigpy's GPU backend needs CuPy")
+    kspace, _, _ = simulated_slice(coils=12, size=256)
+    ksp = torch.from_numpy(kspace)
+    gpu, cpu = espirit_maps(ksp, method=method, device="cuda"), espirit_maps(ksp, method=method)
+    assert gpu.device.type == "cpu"  # returned where the converter writes from
+    assert nrmse(sense_image(kspace, gpu.numpy()), sense_image(kspace, cpu.numpy())) < 1e-4
+
+
+@pytest.mark.skipif(sigpy.config.cupy_enabled, reason="CuPy is installed: sigpy can run on the GPU")
+def test_reference_maps_on_a_gpu_without_cupy_say_what_is_missing():
+    kspace, _, _ = simulated_slice(coils=4, size=64)
+    with pytest.raises(InputError, match="needs CuPy"):
+        espirit_maps(torch.from_numpy(kspace), method="reference", device="cuda")
 
 
 @pytest.mark.parametrize("coils", [4, 12])

@@ -73,6 +73,8 @@ class Conversion:
     on_error: str = "abort"
     force: bool = False  # reconvert volumes already done
     pad: bool = False  # zero-pad an image smaller than ``options.size`` instead of rejecting it
+    #: Where ESPIRiT runs: "auto" (a CUDA GPU when one is present), "cpu", "cuda" or "cuda:N".
+    espirit_device: str = "auto"
 
 
 @dataclass
@@ -86,9 +88,10 @@ class ConversionResult:
 def convert_fastmri(conversion: Conversion) -> ConversionResult:
     """Convert this process's share of ``conversion.sources`` (see the module docstring)."""
     sources, index, count = _checked(conversion)
+    conversion = replace(conversion, espirit_device=espirit_device(conversion.espirit_device))
     root, split = Path(conversion.root), conversion.split
     check_conversion_root(root, {f"{split}/{source.name}" for source in sources})
-    options = conversion_options(conversion.options, conversion.pad)
+    options = conversion_options(conversion.options, conversion.pad, conversion.espirit_device)
     mine = sources[index::count]
     todo = [source for source in mine if conversion.force or not is_done(root, split, source, options)]
     result = ConversionResult(skipped=len(mine) - len(todo))
@@ -132,7 +135,7 @@ def _checked(conversion: Conversion) -> tuple[list[Path], int, int]:
 def _converted(conversion: Conversion, todo: list[Path]) -> Iterator[tuple[Path, Path | None, str]]:
     """``(source, written path or None, problem)`` per volume, as volumes finish; leaving early (abort) cancels
     the volumes not started, and the ones being converted finish and are recorded."""
-    arguments = (conversion.root, conversion.split, conversion.options, conversion.pad)
+    arguments = (conversion.root, conversion.split, conversion.options, conversion.pad, conversion.espirit_device)
     if conversion.workers == 1 or len(todo) <= 1:
         for source in todo:
             yield convert_volume(source, *arguments)
@@ -179,25 +182,42 @@ def _single_threaded() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def espirit_device(name: str) -> str:
+    """The device ``name`` resolves to ("auto": the first CUDA GPU if one is present); one line if unusable."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BenchmarkError(f"--espirit-device {name!r} is not a device (auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchmarkError(f"--espirit-device {name}: no CUDA GPU is visible here (use cpu or auto)")
+    if device.type not in ("cpu", "cuda"):
+        raise BenchmarkError(f"--espirit-device {name}: ESPIRiT runs on cpu or cuda only")
+    return name
+
+
 def convert_volume(
-    source: Path, root: Path, split: str, options: LoadOptions, pad: bool
+    source: Path, root: Path, split: str, options: LoadOptions, pad: bool, device: str = "cpu"
 ) -> tuple[Path, Path | None, str]:
     """Validate, convert and write one volume, then its fragment: ``(source, written path, "")``, or
     ``(source, None, problem)`` for a file that cannot be used (returned, not raised, across processes)."""
     try:
         with _single_threaded():
             info, noise_sigma, padded = _validate_fully(source, options.size, pad)
-            kspace, maps = _standard_volume(info, options, padded)
+            kspace, maps = _standard_volume(info, options, padded, device)
             path = Path(root) / split / source.name
             write_volume(path, kspace, maps, info.acquisition, info.patient_id)
     except DataError as error:
         return source, None, str(error)
     entry = entry_for(Path(root), path, split, info.contrast, info.patient_id, info.num_slices, noise_sigma)
-    write_fragment(Path(root), split, entry, source, conversion_options(options, pad), padded)
+    write_fragment(Path(root), split, entry, source, conversion_options(options, pad, device), padded)
     return source, path, ""
 
 
-def _standard_volume(info: VolumeInfo, options: LoadOptions, padded: bool) -> tuple[np.ndarray, np.ndarray]:
+def _standard_volume(
+    info: VolumeInfo, options: LoadOptions, padded: bool, device: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Every slice's k-space and maps at ``options.size`` (un-normalised), as the loader reads them."""
     raw_options = replace(options, normalization="none")
     slices = []
@@ -207,9 +227,9 @@ def _standard_volume(info: VolumeInfo, options: LoadOptions, padded: bool) -> tu
                 kspace = torch.from_numpy(handle["kspace"][index].astype(np.complex64))
             geometry = replace(info, kspace_shape=options.size, recon_size=options.size)
             slices.append(standardize_slice(geometry, index, padded_kspace(info, kspace, options.size), None,
-                                            raw_options))  # fmt: skip
+                                            raw_options, device))  # fmt: skip
         else:
-            slices.append(read_slice(info.path, index, raw_options))
+            slices.append(read_slice(info.path, index, raw_options, device))
     return torch.stack([s.kspace for s in slices]).numpy(), torch.stack([s.maps for s in slices]).numpy()
 
 

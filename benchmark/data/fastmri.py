@@ -207,8 +207,11 @@ def _recon_size(path: Path, handle: h5py.File, kspace_size: tuple[int, int]) -> 
     return size
 
 
-def read_slice(path: str | Path, slice_index: int, options: LoadOptions = DEFAULT_OPTIONS) -> MRSlice:
-    """Load, validate and standardise one slice of a fastMRI-layout file."""
+def read_slice(
+    path: str | Path, slice_index: int, options: LoadOptions = DEFAULT_OPTIONS, maps_device: str = "cpu"
+) -> MRSlice:
+    """Load, validate and standardise one slice of a fastMRI-layout file (``maps_device``: where ESPIRiT runs
+    for a file without stored maps)."""
     with open_fastmri(path) as (handle, info):
         if not 0 <= slice_index < info.num_slices:
             raise DataError(info.path, f"slice {slice_index} out of range (file has {info.num_slices})")
@@ -223,7 +226,7 @@ def read_slice(path: str | Path, slice_index: int, options: LoadOptions = DEFAUL
     if stored_maps is not None and not np.isfinite(stored_maps).all():
         raise DataError(info.path, f"'{MAPS_KEY}' hold NaN or Inf values: the data is broken, not the method")
     kspace_CHW = torch.from_numpy(kspace.astype(np.complex64))
-    return standardize_slice(info, slice_index, kspace_CHW, stored_maps, options)
+    return standardize_slice(info, slice_index, kspace_CHW, stored_maps, options, maps_device)
 
 
 def slice_problem(kspace: np.ndarray, slice_index: int) -> str:
@@ -248,6 +251,7 @@ def standardize_slice(
     kspace_CHW: torch.Tensor,
     stored_maps: np.ndarray | None,
     options: LoadOptions,
+    maps_device: str = "cpu",
 ) -> MRSlice:
     """Crop, compress, estimate maps, form the target and normalise one slice (see module docstring)."""
     kspace_CHW = _crop_kspace(info, kspace_CHW, options.size)
@@ -259,7 +263,7 @@ def standardize_slice(
     if options.num_virtual_coils is not None:
         kspace_CHW = coil_compress(kspace_CHW, options.num_virtual_coils)
     if maps_CHW is None:
-        maps_CHW = _estimated_maps(info, slice_index, kspace_CHW, options)
+        maps_CHW = _estimated_maps(info, slice_index, kspace_CHW, options, maps_device)
     coil_images = ifft2c(kspace_CHW)
     if options.target == "sense":
         target_complex = sense_combine(coil_images, maps_CHW)
@@ -284,10 +288,13 @@ def standardize_slice(
     )
 
 
-def _estimated_maps(info: VolumeInfo, slice_index: int, kspace_CHW: torch.Tensor, options: LoadOptions) -> torch.Tensor:
+def _estimated_maps(
+    info: VolumeInfo, slice_index: int, kspace_CHW: torch.Tensor, options: LoadOptions, device: str
+) -> torch.Tensor:
     """ESPIRiT maps; refused when not finite (0 / 0 inside ESPIRiT, e.g. too little signal to calibrate from)."""
+    width, method = options.espirit_calib_width, options.espirit
     with np.errstate(divide="ignore", invalid="ignore"):  # checked below instead of warned about per pixel
-        maps_CHW = espirit_maps(kspace_CHW, calib_width=options.espirit_calib_width, method=options.espirit)
+        maps_CHW = espirit_maps(kspace_CHW, calib_width=width, method=method, device=device)
     if not torch.isfinite(maps_CHW).all():
         problem = f"slice {slice_index}: ESPIRiT cannot estimate coil sensitivities from it (its maps are not finite)"
         raise DataError(info.path, problem)

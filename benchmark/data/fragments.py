@@ -29,10 +29,12 @@ REJECTS_NAME = "rejects.json"
 _LEFTOVER = re.compile(r"^\..+\.tmp$")
 
 
-def conversion_options(options: LoadOptions, pad: bool) -> dict:
+def conversion_options(options: LoadOptions, pad: bool, espirit_device: str = "cpu") -> dict:
     """What decides a converted file's bytes besides its source, with its hash: the load options (map settings
-    included; normalisation is applied at read time, not stored) and zero-padding."""
-    record = options.as_record() | {"normalization": None, "pad": pad}
+    included; normalisation is applied at read time, not stored), zero-padding, and whether ESPIRiT ran on a CPU
+    or a GPU (their eigensolvers round differently)."""
+    device_type = espirit_device.split(":")[0]
+    record = options.as_record() | {"normalization": None, "pad": pad, "espirit_device": device_type}
     digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
     return record | {"hash": digest}
 

@@ -10,6 +10,7 @@ import numpy as np
 import sigpy.mri
 import torch
 
+from benchmark.errors import InputError
 from benchmark.physics.espirit import fast_espirit_maps
 
 _EPS = 1e-12
@@ -44,22 +45,30 @@ def espirit_maps(
     kernel_width: int = ESPIRIT_KERNEL_WIDTH,
     crop: float = 0.95,
     method: str = "fast",
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """ESPIRiT sensitivities ``(C, H, W)`` estimated from the central ``calib_width`` ACS block.
+    """ESPIRiT sensitivities ``(C, H, W)`` estimated from the central ``calib_width`` ACS block, on the CPU.
 
     ``method="reference"`` runs ``sigpy.mri.app.EspiritCalib``; ``"fast"`` solves the same eigenproblem with
     far fewer transforms on a coarser grid (``benchmark.physics.espirit``). Maps are zero outside the eigenvalue
-    ``crop`` support, as ESPIRiT defines them.
+    ``crop`` support, as ESPIRiT defines them. ``device``: where they are computed (a CUDA device: through
+    torch for ``"fast"``, through sigpy's device, which needs CuPy, for ``"reference"``).
     """
     ksp = kspace_CHW.detach().cpu().numpy().astype(np.complex64)
+    device = torch.device(device)
     if method == "fast":
-        return fast_espirit_maps(ksp, calib_width, threshold, kernel_width, crop)
+        return fast_espirit_maps(ksp, calib_width, threshold, kernel_width, crop, device=device)
     if method != "reference":
         raise ValueError(f"ESPIRiT method must be one of {', '.join(ESPIRIT_METHODS)}, got {method!r}")
+    if device.type == "cuda" and not sigpy.config.cupy_enabled:
+        raise InputError("reference ESPIRiT on a GPU runs through sigpy, which needs CuPy (not installed); "
+                         "the fast ESPIRiT runs on the GPU through torch")  # fmt: skip
+    sigpy_device = sigpy.Device(device.index or 0) if device.type == "cuda" else sigpy.cpu_device
+    settings = {"calib_width": calib_width, "thresh": threshold, "kernel_width": kernel_width, "crop": crop}
     app = sigpy.mri.app.EspiritCalib(
-        ksp, calib_width=calib_width, thresh=threshold, kernel_width=kernel_width, crop=crop, show_pbar=False
+        sigpy.to_device(ksp, sigpy_device), device=sigpy_device, show_pbar=False, **settings
     )
-    return torch.from_numpy(np.ascontiguousarray(app.run())).to(torch.complex64)
+    return torch.from_numpy(np.ascontiguousarray(sigpy.to_device(app.run()))).to(torch.complex64)
 
 
 def coil_compress(kspace_CHW: torch.Tensor, num_virtual_coils: int) -> torch.Tensor:

@@ -34,14 +34,14 @@ def espirit_kernels(kspace_CHW: np.ndarray, calib_width: int, threshold: float, 
     return kept.reshape(len(kept), num_coils, kernel_width, kernel_width)
 
 
-def image_gram(kernels: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+def image_gram(kernels: np.ndarray, shape: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
     """``AHA`` ``(H, W, C, C)`` on the image grid ``shape``, scaled as sigpy scales it (``H W / kw^2``)."""
     kernel_width = kernels.shape[-1]
     low = 2 * kernel_width  # even, and more samples than the 2 kw - 1 frequencies per axis
-    coil_images = ifft2c(torch.from_numpy(sp.resize(kernels, (*kernels.shape[:2], low, low))))
+    coil_images = ifft2c(torch.from_numpy(sp.resize(kernels, (*kernels.shape[:2], low, low))).to(device))
     gram_low = torch.einsum("kcxy,kdxy->cdxy", coil_images, coil_images.conj())
     spectrum = fft2c(gram_low)
-    padded = torch.zeros((*spectrum.shape[:2], *shape), dtype=spectrum.dtype)
+    padded = torch.zeros((*spectrum.shape[:2], *shape), dtype=spectrum.dtype, device=device)
     top, left = shape[0] // 2 - low // 2, shape[1] // 2 - low // 2
     padded[..., top : top + low, left : left + low] = spectrum
     # sqrt(low / N) per axis: the kernels' coil images on the N grid are sqrt(low / N) times those on the low grid
@@ -51,25 +51,33 @@ def image_gram(kernels: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
 
 
 def fast_espirit_maps(
-    kspace_CHW: np.ndarray, calib_width: int, threshold: float, kernel_width: int, crop: float, coarsening: int = 2
+    kspace_CHW: np.ndarray,
+    calib_width: int,
+    threshold: float,
+    kernel_width: int,
+    crop: float,
+    coarsening: int = 2,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Maps ``(C, H, W)`` complex64: each pixel's leading eigenvector of ``AHA``, phase relative to coil 0, zero
-    where its eigenvalue is not above ``crop``. The eigenproblem is solved on a grid ``coarsening`` times coarser
-    (``AHA`` is the same function there, sampled less densely) and the unit eigenvectors and eigenvalues are
-    interpolated linearly to the image grid: sensitivities are smooth, and this is most of the speed-up."""
+    """Maps ``(C, H, W)`` complex64 on the CPU: each pixel's leading eigenvector of ``AHA``, phase relative to coil
+    0, zero where its eigenvalue is not above ``crop``. The eigenproblem is solved on a grid ``coarsening`` times
+    coarser (``AHA`` is the same function there, sampled less densely) and the unit eigenvectors and eigenvalues
+    are interpolated linearly to the image grid: sensitivities are smooth, and this is most of the speed-up.
+    ``device``: where the Gram matrices, the eigensolver and the interpolation run (the small kernel SVD stays on
+    the CPU)."""
     shape = tuple(kspace_CHW.shape[-2:])
     coarse = tuple(max(-(-n // coarsening), 2 * kernel_width) for n in shape)
-    gram = image_gram(espirit_kernels(kspace_CHW, calib_width, threshold, kernel_width), coarse)
+    gram = image_gram(espirit_kernels(kspace_CHW, calib_width, threshold, kernel_width), coarse, device)
     gram = (gram + gram.conj().transpose(-1, -2)) / 2  # Hermitian up to rounding; eigh reads one triangle
     values, vectors = torch.linalg.eigh(gram)
     leading, eigenvalue = vectors[..., :, -1], values[..., -1]
     reference = leading[..., :1]
     leading = leading * (reference.conj() / reference.abs())  # NaN where coil 0 sees nothing, as in sigpy
-    rows, cols = (_linear_interpolation(n, m) for n, m in zip(shape, coarse, strict=True))
+    rows, cols = (_linear_interpolation(n, m).to(device) for n, m in zip(shape, coarse, strict=True))
     maps = torch.einsum("Hh,hwc,Ww->cHW", rows.to(leading.dtype), leading, cols.to(leading.dtype))
     maps = maps / maps.abs().pow(2).sum(0, keepdim=True).sqrt()
     eigenvalue = rows.to(eigenvalue.dtype) @ eigenvalue @ cols.to(eigenvalue.dtype).T
-    return (maps * (eigenvalue > crop)).to(torch.complex64).contiguous()
+    return (maps * (eigenvalue > crop)).to(torch.complex64).cpu().contiguous()
 
 
 def _linear_interpolation(fine: int, coarse: int) -> torch.Tensor:
