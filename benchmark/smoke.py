@@ -8,7 +8,10 @@ that step's alone; a step that fails stops the smoke with its command and the en
 short, all stated in the table: one training step at ``--batch-size`` (default 1), validation on one val slice
 and one mask, one test volume, and every sampler count capped at ``--sampler-cap`` (DiffuseRecon's paper sampler
 is ~1,000 network evaluations per slice). The data is the first file of each split of ``--data``, linked. A
-rerun skips the steps ``smoke.csv`` already holds (``--force`` starts over).
+rerun skips the steps ``smoke.csv`` already holds (``--force`` starts over). A finished training step's
+``last.pt`` (weights and optimiser state for a resume the smoke never makes: ~6 GB for a paper-profile NASP
+transformer) is deleted at once, so a paper smoke fits on a disk; its ``best.pt`` stays for the next stage and the
+run.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class SmokeStep:
     method: str
     step: str  # "train <stage>", "run" or "report"
     args: tuple[str, ...]  # after ``python -m benchmark``
+    folder: Path | None = None  # a training step's output folder
 
 
 def training_steps(request: SmokeRequest, data: Path) -> list[SmokeStep]:
@@ -77,9 +81,8 @@ def training_steps(request: SmokeRequest, data: Path) -> list[SmokeStep]:
             out = request.out / "train" / family
             # One step never reaches a capacity floor: the later stages train on it anyway (recorded).
             chain = ("--chain", "--stage", each, "--below-capacity") if each else ()
-            steps.append(
-                SmokeStep(family, f"train {each or family}", ("train", family, *chain, "--out", str(out), *common))
-            )
+            args = ("train", family, *chain, "--out", str(out), *common)
+            steps.append(SmokeStep(family, f"train {each or family}", args, folder=out / each if each else out))
     return steps
 
 
@@ -151,6 +154,8 @@ def smoke(request: SmokeRequest) -> list[dict]:
     steps = training_steps(request, data) + evaluation_steps(request, data)
     for step in tqdm([s for s in steps if (s.method, s.step) not in done], desc="smoke", unit="step"):
         rows.append(run_step(step, request.out / "logs"))
+        if step.folder is not None:
+            (step.folder / "last.pt").unlink(missing_ok=True)  # best.pt carries what the next steps read
         write_table(rows, table)
     write_markdown(request, rows, request.out / "smoke.md")
     return rows

@@ -59,6 +59,7 @@ def test_a_tiny_nasp_smoke_chains_each_stage_on_the_one_trained_before_it(ci_emb
     parent = transformer["provenance"]["tokenizer"]
     assert (parent["path"], parent["sha256"]) == (str(tokenizer), sha256_file(tokenizer))
     assert transformer["capacity_gate"]["below_capacity"]  # the one-step tokenizer missed its floor: recorded
+    assert not list((out / "train").rglob("last.pt"))  # each finished stage's resume state is dropped at once
     assert set(pd.read_csv(out / "runs" / "nasp-base" / "metrics.csv")["method"]) == {"nasp-base"}
 
 
