@@ -259,7 +259,10 @@ def test_the_false_structure_counter_finds_the_planted_spots_and_nothing_in_fain
     )
 
 
-def test_the_audit_command_scores_zero_filling_and_its_clean_run_is_the_ordinary_run(small_embedded, tmp_path):
+def test_the_audit_command_scores_zero_filling_and_its_clean_run_is_the_ordinary_run(
+    small_embedded, tmp_path, monkeypatch
+):
+    import benchmark.audit.run as audit_run
     from benchmark.cli import main
 
     common = ["--methods", "zero_filled", "--masks", "radial", "--data", str(small_embedded), "--size", "64", "64",
@@ -286,6 +289,7 @@ def test_the_audit_command_scores_zero_filling_and_its_clean_run_is_the_ordinary
     assert len(pd.read_csv(tmp_path / "report" / "audit.csv")) > 0
     assert (tmp_path / "report" / "cr_vs_radius.png").is_file() and (tmp_path / "report" / "grid_radial.png").is_file()
     before = (tmp_path / "audit" / "lesions.csv").read_bytes()
+    monkeypatch.setattr(audit_run, "score_unit", lambda *args: pytest.fail("a scored volume was scored again"))
     assert main(["audit", *common, "--out", str(tmp_path / "audit"), "--resume"]) == 0
     assert (tmp_path / "audit" / "lesions.csv").read_bytes() == before
 

@@ -14,6 +14,7 @@ Every file is written atomically and both runs resume (``--resume``), so an inte
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,16 +33,26 @@ from benchmark.audit.lesions import (
     sidecar_path,
     write_lesion_split,
 )
-from benchmark.audit.nullspace import data_consistency_error, null_space_split, slice_operator, with_phase_of
+from benchmark.audit.nullspace import (
+    data_consistency_error,
+    measurement_projection,
+    null_space_split,
+    slice_operator,
+    with_phase_of,
+)
 from benchmark.audit.observers import contrast_recovery, false_structures, ideal_dprime, observer_score
 from benchmark.data import read_manifest, verify_dataset
+from benchmark.data.manifest import FileEntry
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_path
 from benchmark.runner import RunConfig, run_benchmark
+from benchmark.runner.record import RunRecord
 from benchmark.runner.units import Unit, load_volume
 
 LESION_DATA, CLEAN_RUN, LESION_RUN = "lesion-data", "runs/clean", "runs/lesion"
 LESION_TABLE, SLICE_TABLE = "lesions.csv", "slices.csv"
+#: Per-volume scores, kept so a resumed audit rescores only the volumes not done.
+SCORES = "scores"
 
 
 def run_audit(config: RunConfig, resume: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -52,23 +63,16 @@ def run_audit(config: RunConfig, resume: bool = False) -> tuple[pd.DataFrame, pd
     _lesion_split(config, lesion_data)
     run_benchmark(replace(config, out=config.out / CLEAN_RUN), resume=resume)
     run_benchmark(replace(config, data=lesion_data, out=config.out / LESION_RUN), resume=resume)
+    runs = [RunRecord.read(config.out / run).config_hash for run in (CLEAN_RUN, LESION_RUN)]
+    entries = [e for e in read_manifest(config.data)["entries"] if e.split == config.split]
+    entries = [entry for entry in entries if entry.contrast in config.contrasts]
     lesion_rows, slice_rows = [], []
-    entries = {Path(e.path).name: e for e in read_manifest(config.data)["entries"] if e.split == config.split}
-    # Volume-major, so each test volume is read once for every method and mask.
-    units = [
-        Unit(method, pattern, config.data / entry.path, entry.contrast)
-        for entry in entries.values()
-        if entry.contrast in config.contrasts
-        for method in config.methods
-        for pattern in config.masks
-    ]
-    volume: dict = {}
-    for unit in tqdm(units, desc="audit scores", unit="unit"):
-        if volume.get("file") != unit.file:
-            volume = {"file": unit.file, **load_volume(unit.file, config.load)}
-        lesions, slices = score_unit(config, unit, volume, lesion_data, entries[unit.file.name])
-        lesion_rows += lesions
-        slice_rows += slices
+    units = len(entries) * len(config.methods) * len(config.masks)
+    with tqdm(total=units, desc="audit scores", unit="unit") as bar:
+        for entry in entries:  # volume-major: each test volume is read once for every method and mask
+            lesions, slices = volume_scores(config, entry, lesion_data, runs, bar)
+            lesion_rows += lesions
+            slice_rows += slices
     tables = pd.DataFrame(lesion_rows), pd.DataFrame(slice_rows)
     for name, table in zip((LESION_TABLE, SLICE_TABLE), tables, strict=True):
         with atomic_path(config.out / name) as tmp:
@@ -87,8 +91,33 @@ def _lesion_split(config: RunConfig, lesion_data: Path) -> None:
         raise BenchmarkError(f"{lesion_data} was not made from {config.data}; use another --out")
 
 
+def volume_scores(
+    config: RunConfig, entry: FileEntry, lesion_data: Path, runs: list[str], bar: tqdm
+) -> tuple[list[dict], list[dict]]:
+    """Every method x mask's rows for one test volume, kept in ``scores/<file>.json`` with the two runs'
+    config hashes, so a resumed audit reuses them (and rescores a volume whose runs changed)."""
+    part = config.out / SCORES / f"{Path(entry.path).name}.json"
+    if part.is_file() and (stored := json.loads(part.read_text()))["runs"] == runs:
+        bar.update(len(config.methods) * len(config.masks))
+        return stored["lesions"], stored["slices"]
+    file = config.data / entry.path
+    volume = {**load_volume(file, config.load), "truth_projections": {}}  # P x per (mask, slice), every method's
+    lesion_rows, slice_rows = [], []
+    for method in config.methods:
+        for pattern in config.masks:
+            unit = Unit(method, pattern, file, entry.contrast)
+            lesions, slices = score_unit(config, unit, volume, lesion_data, entry)
+            lesion_rows += lesions
+            slice_rows += slices
+            bar.update()
+    with atomic_path(part) as tmp:
+        tmp.write_text(json.dumps({"runs": runs, "lesions": lesion_rows, "slices": slice_rows}))
+    return lesion_rows, slice_rows
+
+
 def score_unit(config: RunConfig, unit: Unit, volume: dict, lesion_data: Path, entry) -> tuple[list[dict], list[dict]]:
-    """The audit's rows for one method x mask x volume (``volume``: its slices, ``load_volume``)."""
+    """The audit's rows for one method x mask x volume (``volume``: its slices, ``load_volume``, and the truth's
+    measurement-space projections already made, which depend on the mask and slice only)."""
     lesioned = Unit(unit.method, unit.pattern, lesion_data / entry.path, unit.contrast)
     recon_0 = stored_reconstruction(unit.recon_path(config.out / CLEAN_RUN))
     recon_l = stored_reconstruction(lesioned.recon_path(config.out / LESION_RUN))
@@ -111,8 +140,9 @@ def score_unit(config: RunConfig, unit: Unit, volume: dict, lesion_data: Path, e
                                 "t_absent": observer_score(recon_0[index], lesion),
                                 "dprime_data": ideal_dprime(maps, mask, lesion_images[index], entry.noise_sigma)
                                 if entry.noise_sigma else np.nan})  # fmt: skip
-        slice_rows.append({**identity, "slice": index, **_slice_scores(volume, index, recon_0[index], truth, mask),
-                           **_false_structure_counts(recon_0[index], truth)})  # fmt: skip
+        truth_part = (unit.pattern, index)
+        scores = _slice_scores(volume, index, recon_0[index], truth, mask, volume["truth_projections"], truth_part)
+        slice_rows.append({**identity, "slice": index, **scores, **_false_structure_counts(recon_0[index], truth)})
     return lesion_rows, slice_rows
 
 
@@ -122,15 +152,21 @@ def sense_truth(volume: dict, index: int) -> np.ndarray:
     return slice_operator(maps[None], torch.ones(1, *kspace.shape[-2:])).adjoint(kspace[None])[0].numpy()
 
 
-def _slice_scores(volume: dict, index: int, recon: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict:
-    """NHE on the truth's phase (and on the output's own, if complex), and the data-consistency error."""
+def _slice_scores(
+    volume: dict, index: int, recon: np.ndarray, truth: np.ndarray, mask: np.ndarray, made: dict, key: tuple
+) -> dict:
+    """NHE on the truth's phase (and on the output's own, if complex), and the data-consistency error; the
+    truth's projection is taken from ``made[key]`` when there, else made and kept there."""
     operator = slice_operator(volume["maps"][index][None], torch.from_numpy(mask)[None])
     measured = volume["kspace"][index][None]
     truth_t, output = torch.from_numpy(truth)[None], torch.from_numpy(recon)[None]
+    if key not in made:
+        made[key] = measurement_projection(operator, truth_t)
     lent = with_phase_of(output, truth_t)  # magnitude outputs borrow the truth's phase (favours them)
+    own = null_space_split(operator, output, truth_t, made[key]).nhe[0] if output.is_complex() else np.nan
     scores = {
-        "nhe": float(null_space_split(operator, lent, truth_t).nhe[0]),
-        "nhe_own_phase": float(null_space_split(operator, output, truth_t).nhe[0]) if output.is_complex() else np.nan,
+        "nhe": float(null_space_split(operator, lent, truth_t, made[key]).nhe[0]),
+        "nhe_own_phase": float(own),
         "dc_error": float(data_consistency_error(operator, output if output.is_complex() else lent, measured)[0]),
     }
     return scores
