@@ -132,10 +132,10 @@ def test_a_conversion_aborted_midway_keeps_the_volumes_converted_before_it(tmp_p
     sources = [write_raw_fastmri(tmp_path / f"file_brain_AXT2_{i}.h5", kspace, recon=(16, 16)) for i in (1, 2)]
     read = convert.read_slice
 
-    def read_failing_on_the_second_file(path, index, options):
+    def read_failing_on_the_second_file(path, index, options, maps_device="cpu"):
         if path == sources[1]:
             raise DataError(path, "failed while converting")
-        return read(path, index, options)
+        return read(path, index, options, maps_device)
 
     monkeypatch.setattr(convert, "read_slice", read_failing_on_the_second_file)
     conversion = Conversion(tuple(sources), tmp_path / "converted", "test", LoadOptions(size=(16, 16),
