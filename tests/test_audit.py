@@ -86,6 +86,21 @@ def test_the_projector_matches_numpys_pseudo_inverse_is_idempotent_and_its_compl
     assert unmeasured < 1e-6 * operator.forward(v).abs().pow(2).sum().sqrt()
 
 
+def test_cg_run_past_its_precision_floor_stays_finite_and_reports_its_true_residual():
+    """Tolerance 0 and 1,000 iterations: CG must stop at the single-precision products' floor (it diverged to
+    NaN there before) and report the residual of the iterate it kept, computed here with the dense matrix."""
+    maps, _, v = random_problem(coils=3, size=12, batch=1)
+    mask = torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(3)) < 0.3
+    projected = measurement_projection(slice_operator(maps, mask), v, tolerance=0.0, max_iterations=1000)
+    assert bool(torch.isfinite(projected.measured).all())
+    matrix = dense_operator(maps[0], mask[0])
+    gram = matrix.conj().T @ matrix
+    rhs = gram @ v[0].reshape(-1).numpy()
+    true_residual = np.linalg.norm(rhs - gram @ projected.measured[0].reshape(-1).numpy()) / np.linalg.norm(rhs)
+    assert true_residual < 1e-5
+    assert float(projected.residual[0]) == pytest.approx(true_residual, rel=0.2, abs=1e-8)
+
+
 def test_with_one_uniform_coil_the_projector_is_the_k_space_mask():
     _, mask, v = random_problem(coils=1)
     maps = torch.ones(2, 1, 32, 32, dtype=torch.complex64)

@@ -53,25 +53,32 @@ def measurement_projection(
     max_iterations: int = CG_MAX_ITERATIONS,
 ) -> Projection:
     """``A⁺A v`` of complex images ``v`` (``operator`` batched like them, from ``slice_operator``), by CG on
-    ``AᴴA z = AᴴA v``."""
+    ``AᴴA z = AᴴA v``. A slice stops where its residual meets ``tolerance`` or where CG breaks down at the
+    single-precision products' floor (a curvature ``pᴴAᴴAp`` that is not positive and finite), keeping its
+    iterate; the residual returned is recomputed from that iterate, not CG's running estimate."""
     dims = (-2, -1)
     normal = _uncentred_normal(operator)
     rhs = normal(torch.fft.ifftshift(image_BHW.to(torch.complex128), dim=dims))
     target = rhs.abs().pow(2).sum(dims).sqrt().clamp_min(1e-30)
     z, r = torch.zeros_like(rhs), rhs.clone()
     p, rr = r.clone(), r.abs().pow(2).sum(dims)
+    broken = torch.zeros_like(rr, dtype=torch.bool)
     for _ in range(max_iterations):
-        if bool((rr.sqrt() / target <= tolerance).all()):
+        active = ~broken & (rr.sqrt() / target > tolerance)  # converged or broken slices stop moving
+        if not bool(active.any()):
             break
         q = normal(p)
-        alpha = rr / (p.conj() * q).real.sum(dims).clamp_min(1e-30)
-        active = (rr.sqrt() / target > tolerance).to(alpha.dtype)  # converged slices stop moving
-        z = z + (active * alpha)[..., None, None] * p
-        r = r - (active * alpha)[..., None, None] * q
+        curvature = (p.conj() * q).real.sum(dims)
+        broken |= active & ~(torch.isfinite(curvature) & (curvature > 0))
+        moving = (active & ~broken)[..., None, None]  # where, not a zero step: 0 x inf would be NaN
+        alpha = (rr / curvature.clamp_min(1e-30))[..., None, None]
+        z = torch.where(moving, z + alpha * p, z)
+        r = torch.where(moving, r - alpha * q, r)
         rr_next = r.abs().pow(2).sum(dims)
-        p = r + (rr_next / rr.clamp_min(1e-30))[..., None, None] * p
+        p = torch.where(moving, r + (rr_next / rr.clamp_min(1e-30))[..., None, None] * p, p)
         rr = rr_next
-    return Projection(torch.fft.fftshift(z, dim=dims), rr.sqrt() / target)
+    residual = (rhs - normal(z)).abs().pow(2).sum(dims).sqrt() / target
+    return Projection(torch.fft.fftshift(z, dim=dims), residual)
 
 
 def _uncentred_normal(operator: MultiCoilOperator) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -119,7 +126,7 @@ def null_space_split(
     recon_BHW, truth_BHW = recon_BHW.to(torch.complex128), truth_BHW.to(torch.complex128)
     error = recon_BHW - truth_BHW
     error_part = measurement_projection(operator, error)
-    truth_part = truth_part or measurement_projection(operator, truth_BHW)
+    truth_part = measurement_projection(operator, truth_BHW) if truth_part is None else truth_part
     null = error - error_part.measured
     truth_null = (truth_BHW - truth_part.measured).abs().pow(2).sum((-2, -1))
     nhe = null.abs().pow(2).sum((-2, -1)) / truth_null.clamp_min(1e-30)

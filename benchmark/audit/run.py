@@ -34,6 +34,7 @@ from benchmark.audit.lesions import (
     write_lesion_split,
 )
 from benchmark.audit.nullspace import (
+    Projection,
     data_consistency_error,
     measurement_projection,
     null_space_split,
@@ -115,7 +116,9 @@ def volume_scores(
     return lesion_rows, slice_rows
 
 
-def score_unit(config: RunConfig, unit: Unit, volume: dict, lesion_data: Path, entry) -> tuple[list[dict], list[dict]]:
+def score_unit(
+    config: RunConfig, unit: Unit, volume: dict, lesion_data: Path, entry: FileEntry
+) -> tuple[list[dict], list[dict]]:
     """The audit's rows for one method x mask x volume (``volume``: its slices, ``load_volume``, and the truth's
     measurement-space projections already made, which depend on the mask and slice only)."""
     lesioned = Unit(unit.method, unit.pattern, lesion_data / entry.path, unit.contrast)
@@ -153,7 +156,13 @@ def sense_truth(volume: dict, index: int) -> np.ndarray:
 
 
 def _slice_scores(
-    volume: dict, index: int, recon: np.ndarray, truth: np.ndarray, mask: np.ndarray, made: dict, key: tuple
+    volume: dict,
+    index: int,
+    recon: np.ndarray,
+    truth: np.ndarray,
+    mask: np.ndarray,
+    made: dict[tuple[str, int], Projection],
+    key: tuple[str, int],
 ) -> dict:
     """NHE on the truth's phase (and on the output's own, if complex), and the data-consistency error; the
     truth's projection is taken from ``made[key]`` when there, else made and kept there."""
