@@ -4,6 +4,7 @@ with the rest, a bad file is skipped with its reason or stops the conversion kee
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,9 +20,11 @@ import pytest
 import torch
 from conftest import numpy_fft2c, numpy_ifft2c, raw_coil_images, write_raw_fastmri
 
-from benchmark.data.convert import Conversion, convert_fastmri
+from benchmark.data import convert
+from benchmark.data.convert import Conversion, convert_fastmri, espirit_device
 from benchmark.data.fastmri import LoadOptions
 from benchmark.data.manifest import read_manifest
+from benchmark.errors import BenchmarkError
 
 OPTIONS = LoadOptions(size=(64, 64))
 SIZE = ["--size", "64", "64"]
@@ -76,15 +79,35 @@ def test_two_workers_and_two_concurrent_shards_write_the_serial_bytes(sources, s
 
 def test_maps_are_recorded_as_computed_on_the_cpu_here_and_a_missing_gpu_is_one_line(sources, serial, tmp_path):
     fragment = json.loads(next((serial / ".fragments" / "test").glob("*.json")).read_text())
-    expected = "cuda" if torch.cuda.is_available() else "cpu"  # the default, auto: a GPU when one is present
-    assert fragment["options"]["espirit_device"] == expected
-    if torch.cuda.is_available():
+    if torch.cuda.is_available():  # the default, auto: a GPU when one is present
+        assert fragment["options"]["espirit_device"] == "cuda"
         return
+    # A CPU conversion's options record, and so its hash, is the one written before the GPU option existed:
+    # a conversion begun then resumes without reconverting what it finished.
+    options = OPTIONS.as_record() | {"normalization": None, "pad": False}
+    before = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
+    assert fragment["options"] == json.loads(json.dumps(options)) | {"hash": before}
     root = tmp_path / "gpu"
     result = prepare("--from-fastmri", str(sources), "--data", str(root), *SIZE, "--espirit-device", "cuda")
     assert result.returncode == 2 and not root.exists()
     expected = "error: --espirit-device cuda: no CUDA GPU is visible here (use cpu or auto)"
     assert result.stderr.strip().splitlines() == [expected]
+
+
+def test_auto_picks_this_ranks_gpu_only_for_a_method_that_runs_there_and_a_missing_gpu_index_is_one_line(
+    monkeypatch,
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(convert, "reference_espirit_runs_on_gpu", lambda: False)  # sigpy without CuPy
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert espirit_device("auto", "fast") == "cuda:1"
+    assert espirit_device("auto", "reference") == "cpu"
+    with pytest.raises(BenchmarkError, match="sigpy needs CuPy on a GPU"):
+        espirit_device("cuda", "reference")
+    with pytest.raises(BenchmarkError, match="cuda:2: only 2 CUDA GPU"):
+        espirit_device("cuda:2", "fast")
+    assert espirit_device("cuda:1", "fast") == "cuda:1"
 
 
 def test_a_killed_conversion_reruns_only_the_rest(sources, serial, tmp_path):

@@ -53,6 +53,7 @@ from benchmark.data.fragments import (
 from benchmark.data.manifest import SPLITS, entry_for
 from benchmark.data.noise import margin_noise_sigma, volume_noise_sigma
 from benchmark.errors import BenchmarkError, DataError
+from benchmark.physics.coils import reference_espirit_runs_on_gpu
 
 ON_ERROR = ("abort", "skip")
 #: The thread-count variables BLAS libraries read when they load (a spawned worker loads numpy afresh).
@@ -88,7 +89,9 @@ class ConversionResult:
 def convert_fastmri(conversion: Conversion) -> ConversionResult:
     """Convert this process's share of ``conversion.sources`` (see the module docstring)."""
     sources, index, count = _checked(conversion)
-    conversion = replace(conversion, espirit_device=espirit_device(conversion.espirit_device))
+    conversion = replace(
+        conversion, espirit_device=espirit_device(conversion.espirit_device, conversion.options.espirit)
+    )
     root, split = Path(conversion.root), conversion.split
     check_conversion_root(root, {f"{split}/{source.name}" for source in sources})
     options = conversion_options(conversion.options, conversion.pad, conversion.espirit_device)
@@ -182,18 +185,28 @@ def _single_threaded() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def espirit_device(name: str) -> str:
-    """The device ``name`` resolves to ("auto": the first CUDA GPU if one is present); one line if unusable."""
+def espirit_device(name: str, method: str = "fast") -> str:
+    """The device ``name`` resolves to for ESPIRiT ``method``, or one line if it cannot run there. "auto": this
+    rank's CUDA GPU (``LOCAL_RANK`` under torchrun) when one is present and the method can use it (the
+    reference path needs CuPy there), else the CPU."""
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        usable = torch.cuda.is_available() and (method != "reference" or reference_espirit_runs_on_gpu())
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}" if usable else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
         raise BenchmarkError(f"--espirit-device {name!r} is not a device (auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise BenchmarkError(f"--espirit-device {name}: no CUDA GPU is visible here (use cpu or auto)")
     if device.type not in ("cpu", "cuda"):
         raise BenchmarkError(f"--espirit-device {name}: ESPIRiT runs on cpu or cuda only")
+    if device.type == "cpu":
+        return name
+    if not torch.cuda.is_available():
+        raise BenchmarkError(f"--espirit-device {name}: no CUDA GPU is visible here (use cpu or auto)")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise BenchmarkError(f"--espirit-device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+    if method == "reference" and not reference_espirit_runs_on_gpu():
+        raise BenchmarkError(f"--espirit-device {name} --espirit reference: sigpy needs CuPy on a GPU (not "
+                             "installed); the fast ESPIRiT runs there through torch")  # fmt: skip
     return name
 
 

@@ -31,10 +31,12 @@ _LEFTOVER = re.compile(r"^\..+\.tmp$")
 
 def conversion_options(options: LoadOptions, pad: bool, espirit_device: str = "cpu") -> dict:
     """What decides a converted file's bytes besides its source, with its hash: the load options (map settings
-    included; normalisation is applied at read time, not stored), zero-padding, and whether ESPIRiT ran on a CPU
-    or a GPU (their eigensolvers round differently)."""
+    included; normalisation is applied at read time, not stored), zero-padding, and, for maps made on a GPU,
+    the device type (its eigensolver rounds differently). A CPU conversion's record has no device key, so it is
+    the record of a conversion begun before the GPU option existed, whose finished volumes then still count."""
     device_type = espirit_device.split(":")[0]
-    record = options.as_record() | {"normalization": None, "pad": pad, "espirit_device": device_type}
+    record = options.as_record() | {"normalization": None, "pad": pad}
+    record |= {} if device_type == "cpu" else {"espirit_device": device_type}
     digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
     return record | {"hash": digest}
 

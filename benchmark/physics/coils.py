@@ -38,6 +38,11 @@ def birdcage_maps(num_coils: int, shape: tuple[int, int], radius: float = 1.5) -
 ESPIRIT_METHODS = ("fast", "reference")
 
 
+def reference_espirit_runs_on_gpu() -> bool:
+    """Whether sigpy, and so the reference ESPIRiT, can use a CUDA GPU here (it needs CuPy)."""
+    return bool(sigpy.config.cupy_enabled)
+
+
 def espirit_maps(
     kspace_CHW: torch.Tensor,
     calib_width: int = 24,
@@ -60,7 +65,7 @@ def espirit_maps(
         return fast_espirit_maps(ksp, calib_width, threshold, kernel_width, crop, device=device)
     if method != "reference":
         raise ValueError(f"ESPIRiT method must be one of {', '.join(ESPIRIT_METHODS)}, got {method!r}")
-    if device.type == "cuda" and not sigpy.config.cupy_enabled:
+    if device.type == "cuda" and not reference_espirit_runs_on_gpu():
         raise InputError("reference ESPIRiT on a GPU runs through sigpy, which needs CuPy (not installed); "
                          "the fast ESPIRiT runs on the GPU through torch")  # fmt: skip
     sigpy_device = sigpy.Device(device.index or 0) if device.type == "cuda" else sigpy.cpu_device
