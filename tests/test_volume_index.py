@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -56,16 +57,39 @@ def test_a_file_changed_after_indexing_is_validated_again(dataset_folder):
         SliceDataset(files, OPTIONS, root=root)
 
 
-def test_a_replaced_file_of_the_same_size_is_validated_again(dataset_folder, monkeypatch):
+def test_a_file_replaced_by_another_of_the_same_size_and_mtime_is_validated_again(dataset_folder, monkeypatch):
     root, files = dataset_folder
     SliceDataset(files, OPTIONS, root=root)
     stamp = files[0].stat()
-    os.utime(files[0], ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000_000))
+    other = write_raw_fastmri(root / "other.h5", numpy_fft2c(raw_coil_images(2, 4, 64, 40, seed=2)), recon=(32, 32))
+    assert other.stat().st_size == stamp.st_size  # what size + mtime alone could not tell apart
+    os.replace(other, files[0])
+    os.utime(files[0], ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # as `cp -p` or `rsync -a` keep it
     opened = []
     original = volume_index.open_fastmri
     monkeypatch.setattr(volume_index, "open_fastmri", lambda path: opened.append(path) or original(path))
     SliceDataset(files, OPTIONS, root=root)
     assert opened == [files[0]]
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"version": "%s", "volumes": [3]}', '{"version": "%s", '
+                                     '"volumes": {"train/a.h5": {"stamp": "%s"}, "train/b.h5": 7}}'])  # fmt: skip
+def test_an_index_of_another_shape_counts_as_empty(dataset_folder, content):
+    root, files = dataset_folder
+    stamp = json.dumps(volume_index._stamp(files[0]))
+    index = root / volume_index.VOLUME_INDEX_NAME
+    index.write_text(content.replace('"%s"', stamp, 2).replace("%s", volume_index.VOLUME_INDEX_VERSION))
+    assert SliceDataset(files, OPTIONS, root=root).coil_counts == [4, 4, 2, 2, 2]
+    assert set(json.loads(index.read_text())["volumes"]) == {"train/a.h5", "train/b.h5"}  # rewritten whole
+
+
+def test_entries_of_deleted_files_leave_the_index(dataset_folder):
+    root, files = dataset_folder
+    SliceDataset(files, OPTIONS, root=root)
+    files[1].unlink()
+    SliceDataset(files[:1], OPTIONS, root=root)
+    index = json.loads((root / volume_index.VOLUME_INDEX_NAME).read_text())
+    assert set(index["volumes"]) == {"train/a.h5"}
 
 
 def test_an_unwritable_index_does_not_stop_a_start(dataset_folder):
