@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchmark.cli_args import (
     NORMALIZATION_HELP,
+    add_conversion_arguments,
     add_grid_options,
     add_scoring,
     device_choice,
@@ -23,7 +24,6 @@ from benchmark.cli_args import (
     positive_int,
     resolve_data,
     resolve_scoring,
-    shard_pair,
     split_list,
 )
 from benchmark.cli_audit import add_audit
@@ -251,48 +251,7 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
     )
     prepare.add_argument("--verify", action="store_true", help="check every file's sha256, not only its size")
     prepare.add_argument("--from-fastmri", metavar="PATH", help="a fastMRI multi-coil .h5 file or a folder of them")
-    prepare.add_argument("--split", default="test", help="split the converted files join (default: test)")
-    prepare.add_argument("--workers", type=positive_int, default=1,
-                         help="convert volumes in N processes (one BLAS thread each; same bytes as 1)")  # fmt: skip
-    prepare.add_argument(
-        "--shard",
-        type=shard_pair,
-        metavar="I/N",
-        help="convert every N-th source file from the I-th (by name), e.g. a job array's index; the processes share "
-        "--data (one filesystem) and `prepare --finalize` writes the manifest once all are done (under torchrun: "
-        "the rank and world size)",
-    )
-    prepare.add_argument(
-        "--on-error",
-        choices=("abort", "skip"),
-        default="abort",
-        help="a file that cannot be converted: abort (default; stop there, exit 2, keeping the volumes converted, "
-        "which a rerun skips) or skip (convert the rest, exit 0, each rejected file's reason in rejects.json)",
-    )
-    prepare.add_argument(
-        "--size",
-        type=positive_int,
-        nargs=2,
-        default=[256, 256],
-        metavar=("H", "W"),
-        help="converted image size (default 256 256); an image smaller than it is rejected with its reason unless "
-        "--pad",
-    )
-    prepare.add_argument(
-        "--pad", action="store_true", help="zero-pad an image smaller than --size in image space (recorded)"
-    )
-    prepare.add_argument(
-        "--espirit",
-        choices=("fast", "reference"),
-        default="fast",
-        help="ESPIRiT maps: fast (default; the same eigenproblem on a coarser grid, SENSE images within 1 %% of the "
-        "reference) or reference (sigpy's EspiritCalib); part of the options hash",
-    )
-    prepare.add_argument("--espirit-device", default="auto", metavar="DEVICE",
-                         help="where ESPIRiT runs: auto (default: a CUDA GPU when one is present), cpu, cuda or "
-                         "cuda:N; CPU and GPU round differently, so it is part of the options hash")  # fmt: skip
-    prepare.add_argument("--finalize", action="store_true",
-                         help="write the manifest of a sharded conversion from its per-volume records")  # fmt: skip
+    add_conversion_arguments(prepare)
     prepare.add_argument(
         "--virtual-coils", type=positive_int, default=None, help="SVD-compress converted files to N virtual coils"
     )
@@ -397,6 +356,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="validate on the first N val slices (x each mask) instead of all of them: quick checks only, not --ship",
     )
     train.add_argument("--normalization", default="measured", choices=NORMALIZATIONS, help=NORMALIZATION_HELP)
+    _add_stage_arguments(train)
+    train.set_defaults(handler=_train)
+
+
+def _add_stage_arguments(train: argparse.ArgumentParser) -> None:
+    """``train``'s options for shipping and for the stages of a multi-stage method."""
     train.add_argument("--ship", action="store_true", help="install best.pt as the shipped checkpoint")
     train.add_argument(
         "--below-capacity",
@@ -415,7 +380,6 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "results/training/<method>-<profile>-chain), each on the earlier ones trained there; resumable; "
         "not with --ship",
     )
-    train.set_defaults(handler=_train)
 
 
 def _add_methods(commands: argparse._SubParsersAction) -> None:

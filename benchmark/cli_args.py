@@ -199,3 +199,50 @@ def checkpoint_pair(text: str) -> tuple[str, Path]:
     if not Path(path).is_file():
         raise BenchmarkError(f"--checkpoint {method}: {path} is not a file")
     return method.strip(), Path(path)
+
+
+def add_conversion_arguments(prepare: argparse.ArgumentParser) -> None:
+    """``prepare --from-fastmri``'s options: where converted files go, scale-out, bad files, size and maps."""
+    prepare.add_argument("--split", default="test", help="split the converted files join (default: test)")
+    prepare.add_argument("--workers", type=positive_int, default=1,
+                         help="convert volumes in N processes (one BLAS thread each; same bytes as 1)")  # fmt: skip
+    prepare.add_argument(
+        "--shard",
+        type=shard_pair,
+        metavar="I/N",
+        help="convert every N-th source file from the I-th (by name), e.g. a job array's index; the processes share "
+        "--data (one filesystem) and `prepare --finalize` writes the manifest once all are done (under torchrun: "
+        "the rank and world size)",
+    )
+    prepare.add_argument(
+        "--on-error",
+        choices=("abort", "skip"),
+        default="abort",
+        help="a file that cannot be converted: abort (default; stop there, exit 2, keeping the volumes converted, "
+        "which a rerun skips) or skip (convert the rest, exit 0, each rejected file's reason in rejects.json)",
+    )
+    prepare.add_argument(
+        "--size",
+        type=positive_int,
+        nargs=2,
+        default=[256, 256],
+        metavar=("H", "W"),
+        help="converted image size (default 256 256); an image smaller than it is rejected with its reason unless "
+        "--pad",
+    )
+    prepare.add_argument(
+        "--pad", action="store_true", help="zero-pad an image smaller than --size in image space (recorded)"
+    )
+    prepare.add_argument(
+        "--espirit",
+        choices=("fast", "reference"),
+        default="fast",
+        help="ESPIRiT maps: fast (default; the same eigenproblem on a coarser grid, SENSE images within 1 %% of the "
+        "reference) or reference (sigpy's EspiritCalib); part of the options hash",
+    )
+    prepare.add_argument("--espirit-device", default="auto", metavar="DEVICE",
+                         help="where ESPIRiT runs: auto (default: this rank's CUDA GPU when one is present and the "
+                         "method runs there; reference needs CuPy), cpu, cuda or cuda:N; CPU and GPU round "
+                         "differently, so a GPU is part of the options hash")  # fmt: skip
+    prepare.add_argument("--finalize", action="store_true",
+                         help="write the manifest of a sharded conversion from its per-volume records")  # fmt: skip
