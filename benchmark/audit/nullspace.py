@@ -53,32 +53,37 @@ def measurement_projection(
     max_iterations: int = CG_MAX_ITERATIONS,
 ) -> Projection:
     """``A⁺A v`` of complex images ``v`` (``operator`` batched like them, from ``slice_operator``), by CG on
-    ``AᴴA z = AᴴA v``. A slice stops where its residual meets ``tolerance`` or where CG breaks down at the
-    single-precision products' floor (a curvature ``pᴴAᴴAp`` that is not positive and finite), keeping its
-    iterate; the residual returned is recomputed from that iterate, not CG's running estimate."""
+    ``AᴴA z = AᴴA v``. Each slice keeps its best iterate (smallest running residual) and stops where its
+    residual meets ``tolerance``, where CG breaks down (a curvature ``pᴴAᴴAp`` that is not positive and finite),
+    or where it diverges past the single-precision products' floor (the running residual rising 100x above its
+    best); the residual returned is recomputed from the kept iterate, not CG's running estimate."""
     dims = (-2, -1)
     normal = _uncentred_normal(operator)
     rhs = normal(torch.fft.ifftshift(image_BHW.to(torch.complex128), dim=dims))
     target = rhs.abs().pow(2).sum(dims).sqrt().clamp_min(1e-30)
     z, r = torch.zeros_like(rhs), rhs.clone()
     p, rr = r.clone(), r.abs().pow(2).sum(dims)
-    broken = torch.zeros_like(rr, dtype=torch.bool)
+    best_z, best_rr = z, rr
+    stopped = torch.zeros_like(rr, dtype=torch.bool)
     for _ in range(max_iterations):
-        active = ~broken & (rr.sqrt() / target > tolerance)  # converged or broken slices stop moving
+        active = ~stopped & (rr.sqrt() / target > tolerance)
         if not bool(active.any()):
             break
         q = normal(p)
         curvature = (p.conj() * q).real.sum(dims)
-        broken |= active & ~(torch.isfinite(curvature) & (curvature > 0))
-        moving = (active & ~broken)[..., None, None]  # where, not a zero step: 0 x inf would be NaN
+        stopped |= active & ~(torch.isfinite(curvature) & (curvature > 0))
+        moving = active & ~stopped
         alpha = (rr / curvature.clamp_min(1e-30))[..., None, None]
-        z = torch.where(moving, z + alpha * p, z)
-        r = torch.where(moving, r - alpha * q, r)
-        rr_next = r.abs().pow(2).sum(dims)
-        p = torch.where(moving, r + (rr_next / rr.clamp_min(1e-30))[..., None, None] * p, p)
+        z = torch.where(moving[..., None, None], z + alpha * p, z)  # where, not a zero step: 0 x inf is NaN
+        r = torch.where(moving[..., None, None], r - alpha * q, r)
+        rr_next = torch.where(moving, r.abs().pow(2).sum(dims), rr)
+        p = torch.where(moving[..., None, None], r + (rr_next / rr.clamp_min(1e-30))[..., None, None] * p, p)
         rr = rr_next
-    residual = (rhs - normal(z)).abs().pow(2).sum(dims).sqrt() / target
-    return Projection(torch.fft.fftshift(z, dim=dims), residual)
+        improved = moving & (rr < best_rr)
+        best_z, best_rr = torch.where(improved[..., None, None], z, best_z), torch.where(improved, rr, best_rr)
+        stopped |= moving & ~(rr <= 100 * best_rr)  # diverging (or NaN): the best iterate stands
+    residual = (rhs - normal(best_z)).abs().pow(2).sum(dims).sqrt() / target
+    return Projection(torch.fft.fftshift(best_z, dim=dims), residual)
 
 
 def _uncentred_normal(operator: MultiCoilOperator) -> Callable[[torch.Tensor], torch.Tensor]:
