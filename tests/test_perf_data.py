@@ -1,6 +1,6 @@
 """Data-path performance cases (pytest-benchmark; run once as checks unless ``--benchmark-enable``): fastMRI
-conversion with 1 and 2 worker processes, one slice's conversion at 4 and 20 coils (all in: read, validate,
-ESPIRiT, write; the 12-coil figure is the 1-worker case / 8), and training batches read with 0 and 2
+conversion with 1 and 2 worker processes, a two-slice volume's conversion at 4 and 20 coils (all in: read,
+validate, ESPIRiT, write; the 12-coil figure is the 1-worker case / 8), and training batches read with 0 and 2
 DataLoader workers. Slices per second = the case's slices / its mean time."""
 
 from __future__ import annotations

@@ -72,13 +72,20 @@ def test_a_file_replaced_by_another_of_the_same_size_and_mtime_is_validated_agai
     assert opened == [files[0]]
 
 
-@pytest.mark.parametrize("content", ["[1, 2]", '{"version": "%s", "volumes": [3]}', '{"version": "%s", '
-                                     '"volumes": {"train/a.h5": {"stamp": "%s"}, "train/b.h5": 7}}'])  # fmt: skip
-def test_an_index_of_another_shape_counts_as_empty(dataset_folder, content):
+@pytest.mark.parametrize(
+    "payload",
+    [
+        lambda version, stamp: [1, 2],
+        lambda version, stamp: {"version": version, "volumes": [3]},
+        lambda version, stamp: {"version": version, "volumes": {"train/a.h5": {"stamp": stamp}, "train/b.h5": 7}},
+    ],
+    ids=["not-a-mapping", "volumes-not-a-mapping", "records-incomplete-or-not-mappings"],
+)
+def test_an_index_of_another_shape_counts_as_empty(dataset_folder, payload):
     root, files = dataset_folder
-    stamp = json.dumps(volume_index._stamp(files[0]))
     index = root / volume_index.VOLUME_INDEX_NAME
-    index.write_text(content.replace('"%s"', stamp, 2).replace("%s", volume_index.VOLUME_INDEX_VERSION))
+    stamp = volume_index._stamp(files[0])  # a matching stamp, so only the record's shape can refuse it
+    index.write_text(json.dumps(payload(volume_index.VOLUME_INDEX_VERSION, stamp)))
     assert SliceDataset(files, OPTIONS, root=root).coil_counts == [4, 4, 2, 2, 2]
     assert set(json.loads(index.read_text())["volumes"]) == {"train/a.h5", "train/b.h5"}  # rewritten whole
 

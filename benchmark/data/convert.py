@@ -188,10 +188,10 @@ def _single_threaded() -> Iterator[None]:
 def espirit_device(name: str, method: str = "fast") -> str:
     """The device ``name`` resolves to for ESPIRiT ``method``, or one line if it cannot run there. "auto": this
     rank's CUDA GPU (``LOCAL_RANK`` under torchrun) when one is present and the method can use it (the
-    reference path needs CuPy there), else the CPU."""
+    reference path needs CuPy there), else the CPU; "cuda" without an index: this rank's GPU too."""
     if name == "auto":
         usable = torch.cuda.is_available() and (method != "reference" or reference_espirit_runs_on_gpu())
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}" if usable else "cpu"
+        return _rank_gpu() if usable else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -207,7 +207,12 @@ def espirit_device(name: str, method: str = "fast") -> str:
     if method == "reference" and not reference_espirit_runs_on_gpu():
         raise BenchmarkError(f"--espirit-device {name} --espirit reference: sigpy needs CuPy on a GPU (not "
                              "installed); the fast ESPIRiT runs there through torch")  # fmt: skip
-    return name
+    return name if device.index is not None else _rank_gpu()
+
+
+def _rank_gpu() -> str:
+    """This process's CUDA device: ``cuda:LOCAL_RANK`` under torchrun (modulo the GPUs it sees), else GPU 0."""
+    return f"cuda:{int(os.environ.get('LOCAL_RANK') or 0) % torch.cuda.device_count()}"
 
 
 def convert_volume(

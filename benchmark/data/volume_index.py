@@ -3,10 +3,11 @@
 ``SliceDataset`` validates every file when it is made (``open_fastmri``: layout, dtype, sizes, header). On the
 fastMRI brain set that is ~5,800 HDF5 opens per rank per start, slow on a network filesystem. The index keeps
 each validated file's ``VolumeInfo`` in ``<dataset>/.volume-index.json``, keyed by the path relative to the
-dataset and stamped with the file's size, ``mtime_ns``, inode and ``ctime_ns`` (taken before it is validated,
-so a file replaced meanwhile is not stamped as the one validated); a file whose stamp still matches is taken
-from the index, any other is opened and validated again (so a replaced, truncated, or mtime-preserving copy of
-another file never slips through). fastMRI's
+dataset and stamped with the file's size, ``mtime_ns`` and ``ctime_ns`` (taken before it is validated, so a
+file replaced meanwhile is not stamped as the one validated); a file whose stamp still matches is taken from
+the index, any other is opened and validated again (so a replaced, truncated, or mtime-preserving copy of
+another file never slips through: replacing or copying a file sets its ctime, which no user can set). Not the
+inode number: FUSE and object-store mounts renumber files per mount, which would revalidate every start. fastMRI's
 ``SliceDataset`` keeps a comparable pickle (``dataset_cache.pkl``); ours is JSON (nothing executable is loaded)
 and written by hand because it must follow this suite's validation, not fastMRI's.
 
@@ -34,7 +35,7 @@ VOLUME_INDEX_VERSION = "2:" + ",".join(field.name for field in fields(VolumeInfo
 
 def _stamp(path: Path) -> list[int]:
     status = path.stat()
-    return [status.st_size, status.st_mtime_ns, status.st_ino, status.st_ctime_ns]
+    return [status.st_size, status.st_mtime_ns, status.st_ctime_ns]
 
 
 def _read_index(index_path: Path) -> dict:
@@ -74,7 +75,7 @@ def volume_infos(files: Sequence[str | Path], root: str | Path | None = None) ->
         info = _info_from(cached.get(key), file, stamp)
         infos.append(info if info is not None else _validated(file))
         fresh[key] = _record(infos[-1], stamp)
-    kept = {key: record for key, record in cached.items() if (Path(root) / key).is_file()}
+    kept = {key: record for key, record in cached.items() if key in fresh or (Path(root) / key).is_file()}
     if fresh != {key: cached.get(key) for key in fresh} or len(kept) < len(cached):
         _write_index(index_path, kept | fresh)
     return infos
