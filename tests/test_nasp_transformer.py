@@ -99,6 +99,33 @@ def test_a_step_changes_the_context_encoder_only_when_it_is_trainable(trainable)
     assert all(torch.equal(tokenizer_before[k], v) for k, v in model.tokenizer.state_dict().items())
 
 
+def test_without_cross_attention_every_trainable_parameter_gets_a_gradient():
+    """``nasp-nocross`` must not count or keep a context encoder that no loss reaches (issue 31)."""
+    model = tiny_model(cross_attention=False).train()
+    assert model.context_encoder is None and model.context_labels is None
+    assert not any(name.startswith("context_") for name in model.state_dict())
+    indices = random_tokens(model, 1, seed=2)
+    logits = model(torch.randn(1, 3, 256, 256), indices, torch.tensor([3]))
+    begin = model.transformer.begin_ends[1][0]
+    F.cross_entropy(logits[0, begin:], torch.cat(indices[1:], dim=1)[0]).backward()
+    ungraded = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert ungraded == []
+
+
+def test_the_privileged_teacher_without_cross_attention_still_reads_the_fully_sampled_image():
+    torch.manual_seed(0)
+    teacher = NASPModel(randomise_codebook(AQVAE(TINY_TOKENIZER)), replace(TINY, cross_attention=False), True)
+    assert teacher.context_encoder is not None
+    for block in teacher.transformer.blocks:  # as after training: the zero-initialised projection has moved
+        torch.nn.init.normal_(block.privileged.proj.weight, std=0.02)
+    indices = random_tokens(teacher, 1, seed=3)
+    image, pattern = torch.randn(1, 3, 256, 256), torch.tensor([1])
+    with torch.no_grad():
+        first = teacher(image, indices, pattern, torch.randn(1, 3, 256, 256))
+        second = teacher(image, indices, pattern, torch.randn(1, 3, 256, 256))
+    assert not torch.allclose(first, second)
+
+
 def test_sampling_is_reproducible_from_its_seed_and_changes_with_it(model_and_input):
     model, image, pattern = model_and_input
     sampler = Sampler("multinomial")

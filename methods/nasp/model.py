@@ -46,8 +46,14 @@ class NASPModel(nn.Module):
         super().__init__()
         self.config, self.privileged = config, privileged
         self.tokenizer = tokenizer.eval().requires_grad_(False)
-        self.context_encoder = copy.deepcopy(tokenizer.encoder).requires_grad_(config.trainable_encoder)
-        self.context_labels = copy.deepcopy(tokenizer.label_embedding).requires_grad_(config.trainable_encoder)
+        # Without cross-attention (``nasp-nocross``) only the teacher reads a context; the student has no
+        # context encoder at all, so none is counted, kept in its checkpoint or left without a gradient.
+        self.has_context = config.cross_attention or privileged
+        self.context_encoder = copy.deepcopy(tokenizer.encoder) if self.has_context else None
+        self.context_labels = copy.deepcopy(tokenizer.label_embedding) if self.has_context else None
+        if self.has_context:
+            self.context_encoder.requires_grad_(config.trainable_encoder)
+            self.context_labels.requires_grad_(config.trainable_encoder)
         self.assignment = context_assignment(config.depth)
         channels = context_channels(tokenizer)
         tc = tokenizer.config
@@ -61,7 +67,7 @@ class NASPModel(nn.Module):
     def train(self, mode: bool = True) -> NASPModel:
         super().train(mode)
         self.tokenizer.eval()  # frozen: no codebook EMA updates, no dropout, whatever the mode
-        if not self.config.trainable_encoder:
+        if self.has_context and not self.config.trainable_encoder:
             self.context_encoder.eval(), self.context_labels.eval()
         return self
 
