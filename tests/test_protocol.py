@@ -223,6 +223,8 @@ def test_training_report_tables_each_shipped_curve_and_says_when_the_best_step_i
     assert [path.name for path in written] == ["training.md", "training_curves.png"]
     rows = {line.split(" | ")[0].strip("| "): line for line in written[0].read_text().splitlines()}
     assert "| 20 / 30 | 0.800 | 20.80 | yes |" in rows["a/tiny"] and "| 1.00 |" in rows["a/tiny"]
+    assert "| 2160 / 3240 |" in rows["a/tiny"]  # 108 slices a step: 2,160 to the best step 20, 3,240 by step 30
+    assert "| 2160 / 2160 |" in rows["b/autoencoder/tiny"]
     assert (
         "| 20 / 20 | 0.600 | 20.60 | no: best at the last step | 21.50 dB vs 26: missed |" in rows["b/autoencoder/tiny"]
     )

@@ -42,11 +42,11 @@ def shipped_training(root: Path = CHECKPOINT_ROOT) -> list[dict]:
 
 
 def training_table(records: list[dict]) -> str:
-    """Markdown: per checkpoint, slices seen, wall time, best / last step, best validation SSIM and PSNR,
-    convergence and capacity."""
+    """Markdown: per checkpoint, slices seen (to the best step and in the whole run), wall time, best / last
+    step, best validation SSIM and PSNR, convergence and capacity."""
     lines = [
-        "| Checkpoint | Training slices | Wall time (h) | Best / last step | Val SSIM | Val PSNR (dB) | Converged | "
-        "Capacity check |",
+        "| Checkpoint | Slices seen (best / run) | Wall time (h) | Best / last step | Val SSIM | Val PSNR (dB) | "
+        "Converged | Capacity check |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for record in records:
@@ -64,10 +64,19 @@ def training_table(records: list[dict]) -> str:
         )
         hours = f"{record['wall_seconds'] / 3600:.2f}" if record["wall_seconds"] else "?"
         lines.append(
-            f"| {record['checkpoint']} | {record['training_slices']} | {hours} | {best['step']} / "
+            f"| {record['checkpoint']} | {_slices_seen(record)} | {hours} | {best['step']} / "
             f"{record['last_step']} | {best['val_ssim']:.3f} | {best['val_psnr']:.2f} | {converged} | {check} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _slices_seen(record: dict) -> str:
+    """Slices seen up to the kept (best) step, and by the whole run: the checkpoint stores the first, and every
+    step saw as many slices (batch x world), so the run's total scales with its last step."""
+    best, last, slices = record["best_step"], record["last_step"], record["training_slices"]
+    if not (best and last and slices):
+        return f"{slices} / ?"
+    return f"{slices} / {slices * last // best}"
 
 
 def curves_figure(records: list[dict], path: Path) -> Path | None:
