@@ -18,7 +18,8 @@ def _audit(args: argparse.Namespace) -> None:
     keys = ["method", "mask"]
     summary = lesions.groupby(keys, sort=False)["cr"].median().rename("median CR").to_frame()
     false = slices.filter(like="false_").sum(axis=1).groupby([slices[k] for k in keys], sort=False).mean()
-    summary["NHE"] = slices.groupby(keys, sort=False)["nhe"].mean()
+    for column, label in (("nhe_own_phase", "NHE (own phase)"), ("nhe_truth_phase", "NHE (truth's phase)")):
+        summary[label] = slices.groupby(keys, sort=False)[column].mean()
     summary["false structures / image"] = false
     print(summary.round(3).to_string())
     print(f"per-lesion table: {out / 'lesions.csv'} ({len(lesions)} rows); per-slice: {out / 'slices.csv'}")

@@ -3,6 +3,7 @@ the physics (its k-space difference is F(S ℓ), confined to the lesions) and it
 
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -41,7 +42,7 @@ from benchmark.audit.observers import (
 from benchmark.audit.tables import distillation_test, distillation_verdict, lesion_cells, subject_auc_interval
 from benchmark.data import LoadOptions, SliceDataset, dataset_files, verify_dataset
 from benchmark.errors import BenchmarkError
-from benchmark.masks import make_mask
+from benchmark.masks import make_mask, mask_seed
 from benchmark.metrics.region import HEAD_MARGIN_PX
 from benchmark.physics import fft2c, ifft2c, normalize_maps
 
@@ -278,6 +279,18 @@ def test_the_false_structure_counter_finds_the_planted_spots_and_nothing_in_fain
     )
 
 
+def test_false_structures_are_spots_the_truth_lacks_not_its_shifted_or_blurred_anatomy():
+    truth = with_lesions(uniform_head(), sites(contrast=0.4))  # anatomy with spots of its own, both signs
+    interior = interior_region(truth)
+    shifted = np.roll(truth, 1, axis=1)  # the same anatomy a pixel over
+    erased = uniform_head()  # the truth's spots blurred away: an error of either sign there, nothing shown
+    invented = with_lesions(erased, [Lesion(48, 48, 3.0, 0.2, 2.0)])  # one spot where the truth has none
+    for sign in (1, -1):
+        assert false_structures(shifted, truth, interior, 3.0, sign) == []
+        assert false_structures(erased, truth, interior, 3.0, sign) == []
+    assert false_structures(invented, truth, interior, 3.0, 1) == [(48, 48)]
+
+
 def test_the_audit_command_scores_zero_filling_and_its_clean_run_is_the_ordinary_run(
     small_embedded, tmp_path, monkeypatch
 ):
@@ -302,6 +315,9 @@ def test_the_audit_command_scores_zero_filling_and_its_clean_run_is_the_ordinary
     # Zero filling is A^H y (scaled): no null-space content, so NHE = 1 on its own phase.
     np.testing.assert_allclose(slices["nhe_own_phase"], 1.0, atol=0.02)
     assert lesions["dprime_data"].gt(0).all() and lesions["cr"].notna().all()
+    np.testing.assert_allclose(lesions["dprime_data"], closed_form_dprimes(small_embedded, tmp_path / "audit", lesions),
+                               rtol=1e-4)  # fmt: skip
+    assert lesions.groupby(["file", "slice"])["dprime_data"].nunique().max() > 1  # each lesion its own d'
     assert main(["report", str(tmp_path / "audit"), "--out", str(tmp_path / "report")]) == 0
     report = (tmp_path / "report" / "audit.md").read_text()
     assert "Known lesions" in report and "radial: Zero-filled" in report and "No distillation verdict" in report
@@ -313,6 +329,29 @@ def test_the_audit_command_scores_zero_filling_and_its_clean_run_is_the_ordinary
     assert (tmp_path / "audit" / "lesions.csv").read_bytes() == before
 
 
+def closed_form_dprimes(data: Path, audit: Path, lesions: pd.DataFrame) -> list[float]:
+    """Each audited lesion's ideal-observer d' alone, √2‖M F S ℓ‖/σ with ℓ = c μ_bg b e^{i∠x}, rebuilt from the
+    source file, its sidecar's lesion table and the run's mask (not from the sidecar's lesion image)."""
+    values = []
+    for row in lesions.itertuples():
+        (path,) = [p for p in dataset_files(data, "test") if p.name == row.file]
+        with h5py.File(path) as handle:
+            kspace, maps, sigma = handle["kspace"][row.slice], handle["sensitivity_maps"][()], \
+                handle.attrs["kspace_noise_sigma"]  # fmt: skip
+        maps = maps[row.slice] if maps.ndim == 4 else maps  # per-slice maps, or one set for the volume
+        with h5py.File(sidecar_path(audit / "lesion-data", row.file)) as sidecar:
+            table = sidecar["lesions"][()]
+        _, r, c, radius, contrast, background = table[table[:, 0] == row.slice][row.lesion]
+        coils = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+        phase = np.exp(1j * np.angle((np.conj(maps) * coils).sum(0)))
+        lesion = contrast * background * smooth_disc(kspace.shape[-2:], r, c, radius) * phase
+        mask = make_mask(row.mask, kspace.shape[-2:], 32, mask_seed(row.file, row.slice)).numpy()
+        signal = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(maps * lesion, axes=(-2, -1)), norm="ortho"),
+                                 axes=(-2, -1)) * mask  # fmt: skip
+        values.append(np.sqrt(2) * np.linalg.norm(signal) / sigma)
+    return values
+
+
 def paired_audit(effect: float, subjects: int = 12):
     """Per-subject lesions and slices of nasp-base and nasp, nasp's false structures lower by ``effect``."""
     generator = np.random.default_rng(5)
@@ -321,7 +360,16 @@ def paired_audit(effect: float, subjects: int = 12):
         background = generator.normal(3.0, 1.0)
         for method, false in (("nasp-base", background), ("nasp", background - effect)):
             identity = {"method": method, "mask": "radial", "contrast": "T1", "subject": f"s{subject:02d}"}
-            slice_rows.append({**identity, "slice": 0, "nhe": 0.8, "dc_error": 0.1, "false_r1_bright": false})
+            slice_rows.append(
+                {
+                    **identity,
+                    "slice": 0,
+                    "nhe_own_phase": 0.8,
+                    "nhe_truth_phase": 0.8,
+                    "dc_error": 0.1,
+                    "false_r1_bright": false,
+                }
+            )
             for lesion in range(4):
                 lesion_rows.append({**identity, "slice": 0, "lesion": lesion, "radius_px": 2.0,
                                     "lesion_contrast": 0.2, "cr": 0.9, "t_present": 1.0 + lesion,

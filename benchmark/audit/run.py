@@ -54,6 +54,10 @@ LESION_DATA, CLEAN_RUN, LESION_RUN = "lesion-data", "runs/clean", "runs/lesion"
 LESION_TABLE, SLICE_TABLE = "lesions.csv", "slices.csv"
 #: Per-volume scores, kept so a resumed audit rescores only the volumes not done.
 SCORES = "scores"
+#: Stored with each volume's scores; raised whenever a score's definition changes, so a resumed audit rescores
+#: what an older definition made instead of mixing the two (2: d'_data per lesion, false structures on the
+#: reconstruction, NHE's column on the truth's phase renamed ``nhe_truth_phase``).
+SCORING_VERSION = 2
 
 
 def run_audit(config: RunConfig, resume: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -98,7 +102,8 @@ def volume_scores(
     """Every method x mask's rows for one test volume, kept in ``scores/<file>.json`` with the two runs'
     config hashes, so a resumed audit reuses them (and rescores a volume whose runs changed)."""
     part = config.out / SCORES / f"{Path(entry.path).name}.json"
-    if part.is_file() and (stored := json.loads(part.read_text()))["runs"] == runs:
+    stamp = {"runs": runs, "scoring": SCORING_VERSION}
+    if part.is_file() and {k: (stored := json.loads(part.read_text())).get(k) for k in stamp} == stamp:
         bar.update(len(config.methods) * len(config.masks))
         return stored["lesions"], stored["slices"]
     file = config.data / entry.path
@@ -112,7 +117,7 @@ def volume_scores(
             slice_rows += slices
             bar.update()
     with atomic_path(part) as tmp:
-        tmp.write_text(json.dumps({"runs": runs, "lesions": lesion_rows, "slices": slice_rows}))
+        tmp.write_text(json.dumps({**stamp, "lesions": lesion_rows, "slices": slice_rows}))
     return lesion_rows, slice_rows
 
 
@@ -127,7 +132,7 @@ def score_unit(
     num_slices, shape = recon_0.shape[0], tuple(recon_0.shape[-2:])
     masks = volume_masks(unit.pattern, unit.file.name, num_slices, shape, config.acceleration)
     with h5py.File(sidecar_path(lesion_data, unit.file.name)) as sidecar:
-        lesion_images, table = sidecar["lesion_image"][()], sidecar["lesions"][()]
+        lesion_images, labels, table = (sidecar[key][()] for key in ("lesion_image", "lesion_labels", "lesions"))
     identity = {"method": unit.method, "mask": unit.pattern, "contrast": unit.contrast,
                 "subject": entry.patient_id, "file": unit.file.name}  # fmt: skip
     lesion_rows, slice_rows = [], []
@@ -136,12 +141,14 @@ def score_unit(
         maps, mask = volume["maps"][index].numpy(), masks[index].numpy()
         lesions = [Lesion(int(r), int(c), rad, con, bg) for s, r, c, rad, con, bg in table if int(s) == index]
         for number, lesion in enumerate(lesions):
+            # d'_data of this lesion alone: its own part of the slice's lesion image (label number + 1)
+            alone = lesion_images[index] * (labels[index] == number + 1)
             lesion_rows.append({**identity, "slice": index, "lesion": number, "radius_px": lesion.radius,
                                 "lesion_contrast": lesion.contrast,
                                 "cr": contrast_recovery(recon_l[index], recon_0[index], lesion),
                                 "t_present": observer_score(recon_l[index], lesion),
                                 "t_absent": observer_score(recon_0[index], lesion),
-                                "dprime_data": ideal_dprime(maps, mask, lesion_images[index], entry.noise_sigma)
+                                "dprime_data": ideal_dprime(maps, mask, alone, entry.noise_sigma)
                                 if entry.noise_sigma else np.nan})  # fmt: skip
         truth_part = (unit.pattern, index)
         scores = _slice_scores(volume, index, recon_0[index], truth, mask, volume["truth_projections"], truth_part)
@@ -174,7 +181,7 @@ def _slice_scores(
     lent = with_phase_of(output, truth_t)  # magnitude outputs borrow the truth's phase (favours them)
     own = null_space_split(operator, output, truth_t, made[key]).nhe[0] if output.is_complex() else np.nan
     scores = {
-        "nhe": float(null_space_split(operator, lent, truth_t, made[key]).nhe[0]),
+        "nhe_truth_phase": float(null_space_split(operator, lent, truth_t, made[key]).nhe[0]),
         "nhe_own_phase": float(own),
         "dc_error": float(data_consistency_error(operator, output if output.is_complex() else lent, measured)[0]),
     }

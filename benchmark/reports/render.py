@@ -22,6 +22,8 @@ def format_value(
         return "∞" if value > 0 else "-∞"
     if column.endswith("|batch"):
         return f"{int(value)}" if float(value).is_integer() else f"{value:.1f}"
+    if "efficiency" in column:  # a fraction of the data's ceiling, often far below 0.001: significant digits
+        return f"{value:.2g}"
     digits = 2 if any(key in column for key in ("psnr", "peak")) else 4 if "s/image" in column else 3
     text = f"{value:.{digits}f}"
     if spread is not None and not math.isnan(spread):
