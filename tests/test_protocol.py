@@ -218,12 +218,14 @@ def test_training_report_tables_each_shipped_curve_and_says_when_the_best_step_i
     for key, payload in checkpoints.items():
         (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
         torch.save(payload, tmp_path / key)
-    (tmp_path / "manifest.json").write_text(json.dumps({key: {} for key in checkpoints}))
+    recorded = {"a/tiny.pt": 3240, "b/autoencoder/tiny.pt": 2160}  # the run's slices, recorded when shipped
+    manifest = {key: {"training": {"training_slices": recorded[key]}} if key in recorded else {} for key in checkpoints}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     written = write_training_report(tmp_path / "report", root=tmp_path)
     assert [path.name for path in written] == ["training.md", "training_curves.png"]
     rows = {line.split(" | ")[0].strip("| "): line for line in written[0].read_text().splitlines()}
     assert "| 20 / 30 | 0.800 | 20.80 | yes |" in rows["a/tiny"] and "| 1.00 |" in rows["a/tiny"]
-    assert "| 2160 / 3240 |" in rows["a/tiny"]  # 108 slices a step: 2,160 to the best step 20, 3,240 by step 30
+    assert "| 2160 / 3240 |" in rows["a/tiny"]  # to the best step (checkpoint) / the whole run (manifest)
     assert "| 2160 / 2160 |" in rows["b/autoencoder/tiny"]
     assert (
         "| 20 / 20 | 0.600 | 20.60 | no: best at the last step | 21.50 dB vs 26: missed |" in rows["b/autoencoder/tiny"]

@@ -2,7 +2,8 @@
 
 Every checkpoint in the shipped manifest (``results/checkpoints/manifest.json``) is read for its curve — the
 validation SSIM and PSNR (paper protocol, every val slice x each pattern) at each validation — and what it
-saw: training slices, wall time, best and last step, capacity check. ``training.md`` tables them and says
+saw: training slices (to the kept best step, from the checkpoint; in the whole run, as the manifest recorded when
+it was shipped), wall time, best and last step, capacity check. ``training.md`` tables them and says
 whether the best step is the last (then the run had not converged); ``training_curves.png`` draws one panel
 per method or stage. A checkpoint shipped before curves were kept says so instead of a curve.
 """
@@ -35,6 +36,7 @@ def shipped_training(root: Path = CHECKPOINT_ROOT) -> list[dict]:
         records.append({
             "checkpoint": key.removesuffix(".pt"), "curve": curve, "best_step": payload.get("step"),
             "last_step": payload.get("last_step"), "training_slices": payload.get("training_slices"),
+            "run_training_slices": manifest[key].get("training", {}).get("training_slices"),
             "wall_seconds": payload.get("wall_seconds"), "best_val_ssim": payload.get("best_val_ssim"),
             "capacity": payload.get("capacity"),
         })  # fmt: skip
@@ -63,20 +65,12 @@ def training_table(records: list[dict]) -> str:
             + ("passed" if capacity["passed"] else "missed")
         )
         hours = f"{record['wall_seconds'] / 3600:.2f}" if record["wall_seconds"] else "?"
+        seen = f"{record['training_slices']} / {record['run_training_slices'] or '?'}"
         lines.append(
-            f"| {record['checkpoint']} | {_slices_seen(record)} | {hours} | {best['step']} / "
+            f"| {record['checkpoint']} | {seen} | {hours} | {best['step']} / "
             f"{record['last_step']} | {best['val_ssim']:.3f} | {best['val_psnr']:.2f} | {converged} | {check} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _slices_seen(record: dict) -> str:
-    """Slices seen up to the kept (best) step, and by the whole run: the checkpoint stores the first, and every
-    step saw as many slices (batch x world), so the run's total scales with its last step."""
-    best, last, slices = record["best_step"], record["last_step"], record["training_slices"]
-    if not (best and last and slices):
-        return f"{slices} / ?"
-    return f"{slices} / {slices * last // best}"
 
 
 def curves_figure(records: list[dict], path: Path) -> Path | None:
