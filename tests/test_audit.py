@@ -39,12 +39,14 @@ from benchmark.audit.observers import (
     ideal_dprime,
     observer_score,
 )
+from benchmark.audit.report import distillation_table
 from benchmark.audit.tables import distillation_test, distillation_verdict, lesion_cells, subject_auc_interval
 from benchmark.data import LoadOptions, SliceDataset, dataset_files, verify_dataset
 from benchmark.errors import BenchmarkError
 from benchmark.masks import make_mask, mask_seed
 from benchmark.metrics.region import HEAD_MARGIN_PX
 from benchmark.physics import fft2c, ifft2c, normalize_maps
+from benchmark.reports.render import to_markdown
 
 
 def random_problem(coils=4, size=32, batch=2, seed=0):
@@ -384,6 +386,9 @@ def test_the_distillation_verdict_follows_a_planted_effect_and_only_then():
     assert false["difference"] == pytest.approx(-1.0) and false["high"] < 0
     assert false["p"] == pytest.approx(2 / 2**12)  # exact signed-rank p: all 12 differences negative
     assert distillation_verdict(test).startswith("The claim holds at this size (12 subjects)")
+    rendered = to_markdown(distillation_table(test, "Data: synthetic.")).splitlines()
+    rows = [line for line in rendered if line.startswith("| radial")]
+    assert len(rows) == 3 and {line.count("|") for line in rows} == {rendered[-len(rows) - 2].count("|")}
     unchanged = distillation_test(*paired_audit(effect=0.0))
     assert distillation_verdict(unchanged).startswith("The claim is not shown at this size")
     assert distillation_verdict(distillation_test(*[frame[frame["method"] == "nasp"] for frame in paired_audit(0.0)]))\
@@ -397,6 +402,10 @@ def test_auc_and_its_subject_bootstrap_against_mann_whitney():
     assert cells.loc["nasp", "auc"] == pytest.approx(10 / 16)
     low, high = subject_auc_interval(lesions[lesions["method"] == "nasp"])
     assert low == pytest.approx(10 / 16) and high == pytest.approx(10 / 16)  # every subject alike: no spread
+    reversed_scores = lesions.assign(t_present=lesions["t_absent"].min() - 1.0)  # every present below every absent
+    assert (lesion_cells(reversed_scores)["auc"] == 0).all() and (
+        lesion_cells(reversed_scores)["efficiency"] == 0
+    ).all()
     shuffled = lesions[lesions["method"] == "nasp"].assign(t_present=np.random.default_rng(0).normal(size=48))
     low, high = subject_auc_interval(shuffled)
     point = detection_auc(shuffled["t_present"].to_numpy(), shuffled["t_absent"].to_numpy())

@@ -2,7 +2,8 @@
 
 The grid shows, for one test slice and mask, a row per method (the truth first): the reconstruction with lesions
 (inserted lesions ringed), what the lesions changed (``|x̂_L| - |x̂_0|``, on the true change's colour scale), the
-lesion-free error ``|x̂_0| - |x_0|`` with its false structures circled, and the null-space error ``|(I - A⁺A) e|``.
+lesion-free error ``|x̂_0| - |x_0|`` with its false structures circled, and the null-space error ``|(I - A⁺A) e|``
+(on the output's own phase; a magnitude output on the truth's).
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ def plot_lesion_grid(audit_dir: Path, methods: list[str], mask: str, file: Path,
 
 def _draw_row(ax_row, label: str, with_lesion, clean, truth, operator, scales: dict) -> None:
     """One method's four panels; its false structures circled (red bright, cyan dark) on the error panel."""
-    lent = with_phase_of(torch.from_numpy(clean)[None], torch.from_numpy(truth)[None])
-    null = null_space_split(operator, lent, torch.from_numpy(truth)[None]).null[0].abs().numpy()
+    output, truth_t = torch.from_numpy(clean)[None], torch.from_numpy(truth)[None]
+    scored = output if output.is_complex() else with_phase_of(output, truth_t)  # as the table's NHE: own phase
+    null = null_space_split(operator, scored, truth_t).null[0].abs().numpy()
     panels = (
         (np.abs(with_lesion), "gray", 0, scales["image"], "with lesions"),
         (np.abs(with_lesion) - np.abs(clean), "RdBu_r", -scales["change"], scales["change"], "|x̂_L| − |x̂₀|"),

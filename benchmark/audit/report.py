@@ -95,7 +95,7 @@ def lesion_table(cells: pd.DataFrame, statement: str) -> Table:
     caption = (
         f"{statement} CR = 1 faithful, 0 erased, > 1 exaggerated. AUC: a non-prewhitening matched filter on the "
         "reconstruction with against without the lesion; eff. = (d'/d'_data)², d'_data the measurements' ideal "
-        "observer (√2‖MFSℓ‖/σ)."
+        "observer (√2‖MFSℓ‖/σ); 0 at or below chance (AUC ≤ 0.5)."
     )
     return _table("Known lesions: contrast recovery and detectability", caption, wide, groups, labels, list(wide.index))
 
@@ -128,7 +128,7 @@ def distillation_table(test: pd.DataFrame, statement: str) -> Table:
     labels = {BASE: "NASP base", DISTILLED: "NASP (distilled)", "difference": "distilled − base", "p_holm": "Holm p"}
     caption = (
         f"{statement} Per-subject means, paired over {int(test['subjects'].min())} subjects; lower is better for "
-        "every measure; Wilcoxon signed-rank p, Holm-adjusted over the table."
+        "every measure (CR error: |CR − 1| per lesion); Wilcoxon signed-rank p, Holm-adjusted over the table."
     )
     groups = [("", [BASE, DISTILLED, "difference", "p_holm"])]
     return _table("Does distillation reduce hallucination? (§4.3, Fig. 5)", caption, cells, groups, labels,

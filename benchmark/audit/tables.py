@@ -6,10 +6,11 @@ Lesion classes are pooled by radius (both signs and all contrasts of one radius:
 table; ``audit.csv`` keeps every method x mask x contrast x lesion class (radius, contrast) x subject.
 
 The distillation test (the paper's §4.3 / Fig. 5 claim that on-policy privileged distillation reduces hallucinated
-anatomy) pairs ``nasp`` with ``nasp-base`` per subject on the false-structure rate, NHE and |CR - 1| (each: lower is
-better), with the mean difference, its subject-bootstrap interval and a Wilcoxon signed-rank p, Holm-adjusted over
-the family of masks x measures. NHE there is on each output's own phase (both NASP outputs are complex), the truth's
-phase standing in only for a magnitude output. It is stated plainly whether the claim holds here.
+anatomy) pairs ``nasp`` with ``nasp-base`` per subject on the false-structure rate, NHE and the CR error |CR - 1|
+(named without its bars, which would split a markdown row), each lower-is-better, with the mean difference, its
+subject-bootstrap interval and a Wilcoxon signed-rank p, Holm-adjusted over the family of masks x measures. NHE
+there is on each output's own phase (both NASP outputs are complex), the truth's phase standing in only for a
+magnitude output. It is stated plainly whether the claim holds here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from benchmark.reports.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, holm, p
 
 DISTILLED, BASE = "nasp", "nasp-base"
 #: Measures of the distillation test, each lower-is-better, by the table they come from.
-DISTILLATION_MEASURES = {"false structures / image": "slices", "NHE": "slices", "|CR - 1|": "lesions"}
+DISTILLATION_MEASURES = {"false structures / image": "slices", "NHE": "slices", "CR error": "lesions"}
 
 
 def subject_auc_interval(part: pd.DataFrame, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
@@ -50,7 +51,8 @@ def lesion_cells(lesions: pd.DataFrame) -> pd.DataFrame:
     for (mask, method, radius), part in lesions.groupby(["mask", "method", "radius_px"], sort=False):
         auc = detection_auc(part["t_present"].to_numpy(), part["t_absent"].to_numpy())
         dprime, ceiling = dprime_from_auc(auc), float(part["dprime_data"].mean())
-        efficiency = (dprime / ceiling) ** 2 if ceiling > 0 else np.nan
+        # an observer at or below chance (AUC <= 0.5) has no efficiency: 0, not the square of a negative d'
+        efficiency = (max(dprime, 0.0) / ceiling) ** 2 if ceiling > 0 else np.nan
         cr_low, cr_high = subject_bootstrap_ci(part["cr"].to_numpy(), part["subject"].to_numpy())
         auc_low, auc_high = subject_auc_interval(part)
         rows.append({"mask": mask, "method": method, "radius_px": radius, "lesions": len(part),
@@ -95,7 +97,7 @@ def distillation_test(lesions: pd.DataFrame, slices: pd.DataFrame) -> pd.DataFra
         "slices": slices.assign(
             **{"false structures / image": slices.filter(like="false_").sum(axis=1), "NHE": own_phase_nhe(slices)}
         ),  # fmt: skip
-        "lesions": lesions.assign(**{"|CR - 1|": (lesions["cr"] - 1).abs()}),
+        "lesions": lesions.assign(**{"CR error": (lesions["cr"] - 1).abs()}),
     }
     rows = []
     for measure, source in DISTILLATION_MEASURES.items():
