@@ -9,7 +9,9 @@ from benchmark.cli_args import add_grid_options, grid_config, positive_int, spli
 
 
 def _audit(args: argparse.Namespace) -> None:
+    from benchmark.audit.observers import CONSPICUITY_LEVELS
     from benchmark.audit.run import run_audit
+    from benchmark.audit.tables import false_per_image
 
     name = f"{args.profile}-{'+'.join(split_list(args.methods))}"
     out = Path(args.out) if args.out else Path("results/audit") / name
@@ -17,10 +19,12 @@ def _audit(args: argparse.Namespace) -> None:
     lesions, slices = run_audit(grid_config(args, out, args.acceleration), resume=args.resume)
     keys = ["method", "mask"]
     summary = lesions.groupby(keys, sort=False)["cr"].median().rename("median CR").to_frame()
-    false = slices.filter(like="false_").sum(axis=1).groupby([slices[k] for k in keys], sort=False).mean()
+
     for column, label in (("nhe_own_phase", "NHE (own phase)"), ("nhe_truth_phase", "NHE (truth's phase)")):
         summary[label] = slices.groupby(keys, sort=False)[column].mean()
-    summary["false structures / image"] = false
+    for level in (CONSPICUITY_LEVELS[0], CONSPICUITY_LEVELS[-1]):
+        rate = false_per_image(slices, level).groupby([slices[k] for k in keys], sort=False).mean()
+        summary[f"false structures / image (>= {level:g})"] = rate
     print(summary.round(3).to_string())
     print(f"per-lesion table: {out / 'lesions.csv'} ({len(lesions)} rows); per-slice: {out / 'slices.csv'}")
 

@@ -264,15 +264,15 @@ def test_the_ideal_observer_dprime_matches_a_monte_carlo_of_the_measurements():
     assert ideal_dprime(maps, mask, lesion, sigma) == pytest.approx(simulated, rel=0.03)
 
 
-def test_the_false_structure_counter_finds_the_planted_spots_and_nothing_in_faint_noise():
+def test_the_false_structure_counter_finds_the_planted_spots_at_their_contrast_and_nothing_in_faint_noise():
     truth = uniform_head()
     interior = interior_region(truth)
     planted = sites(contrast=0.2)
     recon = with_lesions(truth, planted)
     for sign in (1, -1):
         found = false_structures(recon, truth, interior, 3.0, sign)
-        expected = [(lesion.row, lesion.col) for lesion in planted if np.sign(lesion.contrast) == sign]
-        assert sorted(found) == sorted(expected)
+        expected = [(lesion.row, lesion.col, 0.2) for lesion in planted if np.sign(lesion.contrast) == sign]
+        assert sorted(found) == sorted(expected)  # conspicuity: a planted 0.2 spot reads as contrast 0.2
     # Noise whose matched-filter response stays far below a 0.1-contrast lesion's: nothing is invented.
     noisy = np.abs(truth) + 0.01 * np.random.default_rng(2).standard_normal(truth.shape)
     assert (
@@ -281,16 +281,26 @@ def test_the_false_structure_counter_finds_the_planted_spots_and_nothing_in_fain
     )
 
 
-def test_false_structures_are_spots_the_truth_lacks_not_its_shifted_or_blurred_anatomy():
+def test_false_structures_are_spots_the_truth_lacks_not_its_shifted_or_erased_anatomy():
     truth = with_lesions(uniform_head(), sites(contrast=0.4))  # anatomy with spots of its own, both signs
     interior = interior_region(truth)
     shifted = np.roll(truth, 1, axis=1)  # the same anatomy a pixel over
     erased = uniform_head()  # the truth's spots blurred away: an error of either sign there, nothing shown
-    invented = with_lesions(erased, [Lesion(48, 48, 3.0, 0.2, 2.0)])  # one spot where the truth has none
     for sign in (1, -1):
         assert false_structures(shifted, truth, interior, 3.0, sign) == []
         assert false_structures(erased, truth, interior, 3.0, sign) == []
-    assert false_structures(invented, truth, interior, 3.0, 1) == [(48, 48)]
+    # A 0.4 spot invented 10 px (2ρ + 4) from a faint real one is still found, and as a spot of about 0.4.
+    faint = with_lesions(uniform_head(), [Lesion(48, 38, 3.0, 0.15, 2.0)])
+    invented = with_lesions(faint, [Lesion(48, 48, 3.0, 0.4, 2.0)])
+    [(row, col, conspicuity)] = false_structures(invented, faint, interior_region(faint), 3.0, 1)
+    assert (row, col) == (48, 48) and 0.3 < conspicuity <= 0.4 + 1e-6
+    # A real spot made stronger in the reconstruction: only the excess over the truth counts.
+    brighter = with_lesions(uniform_head(), [Lesion(48, 48, 3.0, 0.35, 2.0)])
+    real = with_lesions(uniform_head(), [Lesion(48, 48, 3.0, 0.1, 2.0)])
+    [(_, _, excess)] = false_structures(brighter, real, interior_region(real), 3.0, 1)
+    disc = smooth_disc(real.shape, 48, 48, 3.0)
+    local_mean = (disc * np.abs(real)).sum() / disc.sum()  # μ_bg of the truth there, its own spot included
+    assert excess == pytest.approx((0.35 - 0.1) * 2.0 / local_mean, abs=1e-6)  # the excess, in contrast units
 
 
 def test_the_audit_command_scores_zero_filling_and_its_clean_run_is_the_ordinary_run(
@@ -369,7 +379,8 @@ def paired_audit(effect: float, subjects: int = 12):
                     "nhe_own_phase": 0.8,
                     "nhe_truth_phase": 0.8,
                     "dc_error": 0.1,
-                    "false_r1_bright": false,
+                    "false_r1_bright_c0.1": false,
+                    "false_r1_bright_c0.4": 0.0,
                 }
             )
             for lesion in range(4):
@@ -382,7 +393,7 @@ def paired_audit(effect: float, subjects: int = 12):
 def test_the_distillation_verdict_follows_a_planted_effect_and_only_then():
     lesions, slices = paired_audit(effect=1.0)
     test = distillation_test(lesions, slices)
-    false = test.set_index("measure").loc["false structures / image"]
+    false = test.set_index("measure").loc["false structures / image"]  # at the faintest lesion's contrast
     assert false["difference"] == pytest.approx(-1.0) and false["high"] < 0
     assert false["p"] == pytest.approx(2 / 2**12)  # exact signed-rank p: all 12 differences negative
     assert distillation_verdict(test).startswith("The claim holds at this size (12 subjects)")

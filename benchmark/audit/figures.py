@@ -2,7 +2,8 @@
 
 The grid shows, for one test slice and mask, a row per method (the truth first): the reconstruction with lesions
 (inserted lesions ringed), what the lesions changed (``|x̂_L| - |x̂_0|``, on the true change's colour scale), the
-lesion-free error ``|x̂_0| - |x_0|`` with its false structures circled, and the null-space error ``|(I - A⁺A) e|``
+lesion-free error ``|x̂_0| - |x_0|`` with its most conspicuous false structures circled (as strong as the
+strongest inserted lesion), and the null-space error ``|(I - A⁺A) e|``
 (on the output's own phase; a magnitude output on the truth's).
 """
 
@@ -21,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from benchmark.acquisition import volume_masks  # noqa: E402
 from benchmark.audit.lesions import LESION_RADII, Lesion, interior_region, sidecar_path  # noqa: E402
 from benchmark.audit.nullspace import null_space_split, slice_operator, with_phase_of  # noqa: E402
-from benchmark.audit.observers import false_structures  # noqa: E402
+from benchmark.audit.observers import CONSPICUITY_LEVELS, false_structures  # noqa: E402
 from benchmark.io import atomic_path  # noqa: E402
 from benchmark.masks import PATTERNS  # noqa: E402
 from benchmark.reports.figures import PAPER_MASK_NAMES  # noqa: E402
@@ -104,7 +105,9 @@ def _draw_row(ax_row, label: str, with_lesion, clean, truth, operator, scales: d
     interior = interior_region(truth)
     for radius in sorted({max(1.0, r * truth.shape[-1] / 256) for r in LESION_RADII}):
         for sign, color in ((1, "red"), (-1, "cyan")):
-            for row, col in false_structures(clean, truth, interior, radius, sign):
+            for row, col, conspicuity in false_structures(clean, truth, interior, radius, sign):
+                if conspicuity < CONSPICUITY_LEVELS[-1]:
+                    continue
                 ax_row[2].add_patch(plt.Circle((col, row), radius + 3, fill=False, color=color, linewidth=0.8))
 
 

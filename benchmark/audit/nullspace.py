@@ -148,6 +148,6 @@ def data_consistency_error(operator: MultiCoilOperator, recon_BHW: torch.Tensor,
 
 
 def with_phase_of(magnitude_BHW: torch.Tensor, reference_BHW: torch.Tensor) -> torch.Tensor:
-    """A magnitude-only output on a complex reference's phase (the audit lends it the truth's, which favours
-    magnitude methods: captions say so)."""
+    """An output's magnitude on a complex reference's phase (the audit lends every output the truth's: phase errors
+    are forgiven there, magnitude errors kept; captions say so)."""
     return magnitude_BHW.abs() * torch.exp(1j * reference_BHW.angle())

@@ -41,7 +41,13 @@ from benchmark.audit.nullspace import (
     slice_operator,
     with_phase_of,
 )
-from benchmark.audit.observers import contrast_recovery, false_structures, ideal_dprime, observer_score
+from benchmark.audit.observers import (
+    CONSPICUITY_LEVELS,
+    contrast_recovery,
+    false_structures,
+    ideal_dprime,
+    observer_score,
+)
 from benchmark.data import read_manifest, verify_dataset
 from benchmark.data.manifest import FileEntry
 from benchmark.errors import BenchmarkError
@@ -56,8 +62,9 @@ LESION_TABLE, SLICE_TABLE = "lesions.csv", "slices.csv"
 SCORES = "scores"
 #: Stored with each volume's scores; raised whenever a score's definition changes, so a resumed audit rescores
 #: what an older definition made instead of mixing the two (2: d'_data per lesion, false structures on the
-#: reconstruction, NHE's column on the truth's phase renamed ``nhe_truth_phase``).
-SCORING_VERSION = 2
+#: reconstruction, NHE's column on the truth's phase renamed ``nhe_truth_phase``; 3: false structures as the
+#: reconstruction's excess over the truth, counted per conspicuity level).
+SCORING_VERSION = 3
 
 
 def run_audit(config: RunConfig, resume: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -178,7 +185,7 @@ def _slice_scores(
     truth_t, output = torch.from_numpy(truth)[None], torch.from_numpy(recon)[None]
     if key not in made:
         made[key] = measurement_projection(operator, truth_t)
-    lent = with_phase_of(output, truth_t)  # magnitude outputs borrow the truth's phase (favours them)
+    lent = with_phase_of(output, truth_t)  # every output also on the truth's phase (magnitude outputs: only so)
     own = null_space_split(operator, output, truth_t, made[key]).nhe[0] if output.is_complex() else np.nan
     scores = {
         "nhe_truth_phase": float(null_space_split(operator, lent, truth_t, made[key]).nhe[0]),
@@ -189,16 +196,17 @@ def _slice_scores(
 
 
 def _false_structure_counts(recon: np.ndarray, truth: np.ndarray) -> dict:
-    """False structures of every lesion radius (on this grid) and sign."""
+    """False structures of every lesion radius (on this grid) and sign, counted at each conspicuity level."""
     interior = interior_region(truth)
     radii = sorted({max(1.0, radius * truth.shape[-1] / 256) for radius in LESION_RADII})
-    return {
-        f"false_r{radius:g}_{'bright' if sign > 0 else 'dark'}": len(
-            false_structures(recon, truth, interior, radius, sign)
-        )
-        for radius in radii
-        for sign in (1, -1)
-    }
+    counts = {}
+    for radius in radii:
+        for sign in (1, -1):
+            found = [level for *_, level in false_structures(recon, truth, interior, radius, sign)]
+            for level in CONSPICUITY_LEVELS:
+                name = f"false_r{radius:g}_{'bright' if sign > 0 else 'dark'}_c{level:g}"
+                counts[name] = sum(conspicuity >= level for conspicuity in found)
+    return counts
 
 
 def stored_reconstruction(path: Path) -> np.ndarray:

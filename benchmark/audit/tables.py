@@ -6,7 +6,8 @@ Lesion classes are pooled by radius (both signs and all contrasts of one radius:
 table; ``audit.csv`` keeps every method x mask x contrast x lesion class (radius, contrast) x subject.
 
 The distillation test (the paper's §4.3 / Fig. 5 claim that on-policy privileged distillation reduces hallucinated
-anatomy) pairs ``nasp`` with ``nasp-base`` per subject on the false-structure rate, NHE and the CR error |CR - 1|
+anatomy) pairs ``nasp`` with ``nasp-base`` per subject on the false-structure rate (at the issue's threshold, the
+faintest inserted lesion), NHE and the CR error |CR - 1|
 (named without its bars, which would split a markdown row), each lower-is-better, with the mean difference, its
 subject-bootstrap interval and a Wilcoxon signed-rank p, Holm-adjusted over the family of masks x measures. NHE
 there is on each output's own phase (both NASP outputs are complex), the truth's phase standing in only for a
@@ -18,12 +19,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmark.audit.observers import detection_auc, dprime_from_auc
+from benchmark.audit.observers import CONSPICUITY_LEVELS, FAINTEST_CONTRAST, detection_auc, dprime_from_auc
 from benchmark.reports.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, holm, paired_wilcoxon, subject_bootstrap_ci
 
 DISTILLED, BASE = "nasp", "nasp-base"
 #: Measures of the distillation test, each lower-is-better, by the table they come from.
-DISTILLATION_MEASURES = {"false structures / image": "slices", "NHE": "slices", "CR error": "lesions"}
+DISTILLATION_MEASURES = {"false structures / image": "slices", "NHE, own phase": "slices", "CR error": "lesions"}
 
 
 def subject_auc_interval(part: pd.DataFrame, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
@@ -63,17 +64,24 @@ def lesion_cells(lesions: pd.DataFrame) -> pd.DataFrame:
 
 
 def slice_cells(slices: pd.DataFrame) -> pd.DataFrame:
-    """Per mask x method: NHE, data-consistency error and false structures per image, each mean [CI]."""
-    frame = slices.assign(false_per_image=slices.filter(like="false_").sum(axis=1))
+    """Per mask x method: NHE, data-consistency error and false structures per image at each conspicuity level,
+    each mean [CI]."""
+    levels = {f"false_c{level:g}": false_per_image(slices, level) for level in CONSPICUITY_LEVELS}
+    frame = slices.assign(**levels)
     rows = []
     for (mask, method), part in frame.groupby(["mask", "method"], sort=False):
         row = {"mask": mask, "method": method, "slices": len(part)}
-        for column in ("nhe_own_phase", "nhe_truth_phase", "dc_error", "false_per_image"):
+        for column in ("nhe_own_phase", "nhe_truth_phase", "dc_error", *levels):
             values = part[column].to_numpy(dtype=float)
             low, high = subject_bootstrap_ci(values, part["subject"].to_numpy())
             row |= {column: values.mean(), f"{column}_low": low, f"{column}_high": high}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def false_per_image(slices: pd.DataFrame, level: float) -> pd.Series:
+    """Each slice's false structures, every radius and sign, at least as conspicuous as contrast ``level``."""
+    return slices.filter(regex=rf"^false_.*_c{level:g}$").sum(axis=1)
 
 
 def own_phase_nhe(slices: pd.DataFrame) -> pd.Series:
@@ -95,7 +103,10 @@ def distillation_test(lesions: pd.DataFrame, slices: pd.DataFrame) -> pd.DataFra
     """Per mask x measure: base and distilled per-subject means, their difference [CI], Wilcoxon p, Holm p."""
     per_subject = {
         "slices": slices.assign(
-            **{"false structures / image": slices.filter(like="false_").sum(axis=1), "NHE": own_phase_nhe(slices)}
+            **{
+                "false structures / image": false_per_image(slices, FAINTEST_CONTRAST),
+                "NHE, own phase": own_phase_nhe(slices),
+            }
         ),  # fmt: skip
         "lesions": lesions.assign(**{"CR error": (lesions["cr"] - 1).abs()}),
     }
