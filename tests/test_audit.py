@@ -400,6 +400,13 @@ def test_the_distillation_verdict_follows_a_planted_effect_and_only_then():
     rendered = to_markdown(distillation_table(test, "Data: synthetic.")).splitlines()
     rows = [line for line in rendered if line.startswith("| radial")]
     assert len(rows) == 3 and {line.count("|") for line in rows} == {rendered[-len(rows) - 2].count("|")}
+    lesions, slices = paired_audit(effect=1.0)
+    distilled = slices["method"] == "nasp"
+    slices.loc[distilled, "nhe_own_phase"] += 0.1 + 0.01 * np.arange(distilled.sum())  # worse for every subject
+    assert distillation_verdict(distillation_test(lesions, slices)).startswith(
+        "The claim is not supported at this size (12 subjects): distillation lowers false structures / image on "
+        "radial but raises NHE (own phase) on radial"
+    )
     unchanged = distillation_test(*paired_audit(effect=0.0))
     assert distillation_verdict(unchanged).startswith("The claim is not shown at this size")
     assert distillation_verdict(distillation_test(*[frame[frame["method"] == "nasp"] for frame in paired_audit(0.0)]))\

@@ -24,7 +24,7 @@ from benchmark.reports.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, holm, p
 
 DISTILLED, BASE = "nasp", "nasp-base"
 #: Measures of the distillation test, each lower-is-better, by the table they come from.
-DISTILLATION_MEASURES = {"false structures / image": "slices", "NHE, own phase": "slices", "CR error": "lesions"}
+DISTILLATION_MEASURES = {"false structures / image": "slices", "NHE (own phase)": "slices", "CR error": "lesions"}
 
 
 def subject_auc_interval(part: pd.DataFrame, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
@@ -105,7 +105,7 @@ def distillation_test(lesions: pd.DataFrame, slices: pd.DataFrame) -> pd.DataFra
         "slices": slices.assign(
             **{
                 "false structures / image": false_per_image(slices, FAINTEST_CONTRAST),
-                "NHE, own phase": own_phase_nhe(slices),
+                "NHE (own phase)": own_phase_nhe(slices),
             }
         ),  # fmt: skip
         "lesions": lesions.assign(**{"CR error": (lesions["cr"] - 1).abs()}),
@@ -135,12 +135,17 @@ def distillation_verdict(test: pd.DataFrame) -> str:
     better = test[(test["high"] < 0) & (test["p_holm"] < 0.05)]
     worse = test[(test["low"] > 0) & (test["p_holm"] < 0.05)]
     subjects = int(test["subjects"].min())
+    lowers = ", ".join(f"{r.measure} on {r.mask}" for r in better.itertuples())
+    raises = ", ".join(f"{r.measure} on {r.mask}" for r in worse.itertuples())
     if len(better) and not len(worse):
-        cells = ", ".join(f"{r.measure} on {r.mask}" for r in better.itertuples())
-        return f"The claim holds at this size ({subjects} subjects): distillation lowers {cells} (Holm p < 0.05)."
+        return f"The claim holds at this size ({subjects} subjects): distillation lowers {lowers} (Holm p < 0.05)."
+    if len(better):
+        return (
+            f"The claim is not supported at this size ({subjects} subjects): distillation lowers {lowers} but "
+            f"raises {raises} (Holm p < 0.05)."
+        )
     if len(worse):
-        cells = ", ".join(f"{r.measure} on {r.mask}" for r in worse.itertuples())
-        return f"The claim does not hold at this size ({subjects} subjects): distillation raises {cells}."
+        return f"The claim does not hold at this size ({subjects} subjects): distillation raises {raises}."
     return (
         f"The claim is not shown at this size ({subjects} subjects): no measure differs significantly between "
         f"{DISTILLED} and {BASE} after Holm's correction."
