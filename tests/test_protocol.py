@@ -140,6 +140,8 @@ def test_best_checkpoint_carries_the_whole_curve_with_val_psnr_slices_and_time(s
     assert [row["step"] for row in validations] == [1, 2, 3, 4]  # steps after the best one included
     assert all(0 < row["val_ssim"] <= 1 and row["val_psnr"] > 0 for row in validations)
     assert best["last_step"] == 4 and best["wall_seconds"] > 0
+    batch = trainer.config.batch_size
+    assert best["run_training_slices"] == 4 * batch and best["training_slices"] == best["step"] * batch
     best_row = max(validations, key=lambda row: row["val_ssim"])
     assert best["step"] == best_row["step"] and best["best_val_ssim"] == best_row["val_ssim"]
 

@@ -273,7 +273,9 @@ class Trainer:
         ship when asked."""
         payload = load_checkpoint(best, self.request.method)
         if payload.get("last_step") != self.step:  # a finished run resumed again leaves its best.pt's bytes as they are
-            payload |= {"log": self.log_rows, "last_step": self.step}
+            # training_slices is what the kept weights saw (to the best step); the run's total is recorded beside it
+            run_slices = self.step * self.config.batch_size * self.world
+            payload |= {"log": self.log_rows, "last_step": self.step, "run_training_slices": run_slices}
             payload.pop("format_version"), payload.pop("weights_sha256")
             save_checkpoint(best, payload)
         if self.capacity:
